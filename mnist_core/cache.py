@@ -1,0 +1,176 @@
+"""The run cache: one safetensors file per finished run, named by its key.
+
+The file holds the weights as tensors and the run's metrics as JSON in the safetensors header, so
+an entry is one file, written to a temp name and renamed into place: a process killed mid-write
+leaves no entry that loads. Nothing is ever unpickled. A file lock per key makes two processes
+asking for the same uncached config train it once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import torch
+from filelock import FileLock, Timeout
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from .config import RunConfig, run_key
+from .data import MnistData
+from .paths import CACHE_DIR
+from .train import ProgressFn, RunResult, StopFn, train
+
+log = logging.getLogger(__name__)
+KEY_PATTERN = re.compile(r"^(mlp|cnn)-[0-9a-f]{16}$")
+SUFFIX = ".safetensors"
+
+
+class UnknownRunError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class Cancelled(Exception):
+    """Raised when the caller asked to stop while waiting for another process's training."""
+
+
+def check_key(key: str) -> str:
+    """Keys come from users (CLI, URLs): only this exact shape is ever turned into a path."""
+    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+        raise UnknownRunError(f"'{key}' is not a run key (keys look like mlp-0123456789abcdef; see 'cache list').")
+    return key
+
+
+class RunCache:
+    def __init__(self, root: str | Path | None = None, max_bytes: int | None = None):
+        self.root = Path(root) if root else CACHE_DIR / "runs"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.problems: list[str] = []  # corrupt entries found (and removed) since this object was made
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{check_key(key)}{SUFFIX}"
+
+    def key_for(self, config: RunConfig, data: MnistData) -> str:
+        return run_key(config, data.data_id, data.device.type)
+
+    # -- reading -------------------------------------------------------------------------------
+    def get(self, key: str, weights: bool = False) -> RunResult | None:
+        """The cached run, or None. A corrupt entry is reported, removed, and treated as missing."""
+        path = self.path(key)
+        if not path.exists():
+            return None
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                result = RunResult.from_json(json.loads(f.metadata()["run"]))
+            if weights:
+                result.weights = load_file(str(path))
+            if result.key != key:
+                raise ValueError(f"entry holds run {result.key}")
+        except Exception as e:  # any unreadable entry is a miss, never a crash
+            message = f"Cached run {key} was unreadable ({type(e).__name__}: {e}); it was removed and will be retrained."
+            log.warning(message)
+            self.problems.append(message)
+            path.unlink(missing_ok=True)
+            return None
+        result.cached = True
+        os.utime(path)  # least-recently-used eviction goes by this time
+        return result
+
+    def weights(self, key: str) -> dict[str, torch.Tensor]:
+        result = self.get(key, weights=True)
+        if result is None or result.weights is None:
+            raise UnknownRunError(f"No cached run {key} (see 'cache list').")
+        return result.weights
+
+    def list(self) -> list[RunResult]:
+        """Every readable entry, newest first (metrics only)."""
+        runs = []
+        for path in self.root.glob(f"*{SUFFIX}"):
+            key = path.name[: -len(SUFFIX)]
+            if KEY_PATTERN.match(key) and (run := self.get(key)) is not None:
+                runs.append(run)
+        return sorted(runs, key=lambda r: r.created, reverse=True)
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.root.glob(f"*{SUFFIX}"))
+
+    # -- writing -------------------------------------------------------------------------------
+    def put(self, result: RunResult) -> None:
+        """Stores a finished run atomically. Cancelled runs are not results and are never stored."""
+        if result.status == "cancelled":
+            return
+        if result.weights is None:
+            raise ValueError("a run is stored with its weights")
+        path = self.path(result.key)
+        meta = json.dumps({**result.to_json(), "cached": False})
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{result.key}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file({k: v.contiguous() for k, v in result.weights.items()}, tmp, metadata={"run": meta})
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        self.evict()
+
+    def evict(self) -> list[str]:
+        """Removes least-recently-used entries until the cache fits `max_bytes`; returns their keys."""
+        if self.max_bytes is None:
+            return []
+        entries = sorted(self.root.glob(f"*{SUFFIX}"), key=lambda p: p.stat().st_mtime)
+        total, removed = sum(p.stat().st_size for p in entries), []
+        for path in entries[:-1]:  # the newest entry stays, even alone over the cap
+            if total <= self.max_bytes:
+                break
+            total -= path.stat().st_size
+            path.unlink(missing_ok=True)
+            removed.append(path.name[: -len(SUFFIX)])
+        return removed
+
+    def lock(self, key: str) -> FileLock:
+        return FileLock(str(self.root / f".{check_key(key)}.lock"))
+
+    # -- the one way to get a run --------------------------------------------------------------
+    def get_or_train(self, config: RunConfig, data: MnistData, *, progress: ProgressFn | None = None,
+                     should_stop: StopFn | None = None, snapshot_epochs=(),
+                     trainer: Callable[..., tuple[RunResult, dict]] = train) -> RunResult:
+        """The cached run for `config`, or trains it (once, even if several processes ask at once).
+
+        With `snapshot_epochs`, the weights at those epochs are stored too, each as the run of the
+        same config with that many epochs: an epoch sweep trains only its longest value.
+        """
+        key = self.key_for(config, data)
+        if (hit := self.get(key)) is not None:
+            return hit
+        lock = self._acquire(key, should_stop)
+        try:
+            if (hit := self.get(key)) is not None:  # someone else trained it while we waited
+                return hit
+            result, snapshots = trainer(config, data, progress=progress, should_stop=should_stop,
+                                        snapshot_epochs=snapshot_epochs)
+            result.key = key
+            for epochs, weights in snapshots.items():  # complete shorter runs, even if this one stopped later
+                shorter = result.prefix(epochs, weights)
+                shorter.key = self.key_for(shorter.config, data)
+                self.put(shorter)
+            self.put(result)
+            return result
+        finally:
+            lock.release()
+
+    def _acquire(self, key: str, should_stop: StopFn | None) -> FileLock:
+        """Waits for the key's lock; gives up (Cancelled) if the caller is told to stop meanwhile."""
+        lock = self.lock(key)
+        while True:
+            try:
+                lock.acquire(timeout=0.5)
+                return lock
+            except Timeout:
+                if should_stop is not None and should_stop():
+                    raise Cancelled(f"stopped while waiting for run {key}") from None

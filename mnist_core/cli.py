@@ -1,0 +1,283 @@
+"""`python -m mnist_core`: train, sweep, shapes, predict, cache. The same engine and cache as the app.
+
+Bad input ends with one line on stderr and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from .cache import Cancelled, RunCache, UnknownRunError, check_key
+from .config import FIELD_TYPES, MAX_EPOCHS, PRESETS, SWEEPABLE, ConfigError, RunConfig, parse_values
+from .data import DataNotFoundError, load_mnist
+from .models import shape_flow
+from .preprocess import ImageError
+from .train import DeviceError, RunResult, resolve_device
+
+CONFIG_FLAGS = {  # flag -> (config field, help)
+    "--model": ("model", "mlp or cnn"),
+    "--lr": ("lr", "learning rate, e.g. 0.001"),
+    "--epochs": ("epochs", f"passes over the training set (1-{MAX_EPOCHS})"),
+    "--batch-size": ("batch_size", "images per step"),
+    "--optimizer": ("optimizer", "adam, sgd, rmsprop or adamw"),
+    "--momentum": ("momentum", "momentum for sgd/rmsprop"),
+    "--activations": ("activations", "MLP activations after hidden layers 1,2, e.g. relu,sigmoid"),
+    "--init": ("init", "MLP weight init: normal (the seed's), xavier_uniform, kaiming_uniform, default"),
+    "--hidden": ("hidden", "MLP hidden width (default 256)"),
+    "--kernel-size": ("kernel_size", "CNN filter size"),
+    "--stride": ("stride", "CNN stride"),
+    "--padding": ("padding", "CNN padding"),
+    "--conv-layers": ("conv_layers", "which CNN conv layers take kernel/stride/padding: first or all"),
+    "--keep-prob": ("keep_prob", "CNN dropout keep probability"),
+    "--train-size": ("train_size", "training images to use (max 60000)"),
+    "--seed": ("seed", "random seed"),
+    "--precision": ("precision", "fp32, or bf16 autocast"),
+    "--device": ("device", "auto, cpu, cuda or mps"),
+}
+
+
+class UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mnist_core", description="Train and compare MLPs and CNNs on MNIST.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        for flag, (field, help_text) in CONFIG_FLAGS.items():
+            p.add_argument(flag, dest=field, default=None, help=help_text)
+        p.add_argument("--data-dir", help="folder with the four MNIST files (default: $MNIST_DATA_DIR)")
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        return p
+
+    with_config_flags(sub.add_parser("train", help="train one config (or fetch it from the cache)"))
+    sweep = with_config_flags(sub.add_parser("sweep", help="train a config for several values of one hyperparameter"))
+    sweep.add_argument("--preset", choices=sorted(PRESETS), help="one of the seed's experiments")
+    sweep.add_argument("--param", help="the hyperparameter to vary, e.g. lr")
+    sweep.add_argument("--values", help="its values, e.g. 0.1,0.01 (activations: 'relu,relu;sigmoid,relu')")
+    with_config_flags(sub.add_parser("shapes", help="print a CNN config's shape flow"))
+    predict = sub.add_parser("predict", help="read digits from image files with a cached run")
+    predict.add_argument("--run", required=True, help="run key (see 'cache list')")
+    predict.add_argument("images", nargs="+", help="image files")
+    predict.add_argument("--json", action="store_true")
+    cache = sub.add_parser("cache", help="list or show cached runs")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True)
+    cache_sub.add_parser("list").add_argument("--json", action="store_true")
+    show = cache_sub.add_parser("show")
+    show.add_argument("key")
+    show.add_argument("--json", action="store_true")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
+    given = {field: getattr(args, field) for field, _ in CONFIG_FLAGS.values() if getattr(args, field, None) is not None}
+    if base is None:
+        return RunConfig.from_dict(given)
+    return base.replace(**given)
+
+
+# -- output ----------------------------------------------------------------------------------------
+
+def table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(nothing)"
+    cols = list(rows[0])
+    cells = [[_fmt(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
+    return "" if v is None else str(v)
+
+
+def summary_row(r: RunResult, label: str | None = None) -> dict[str, Any]:
+    final = r.final
+    return {
+        **({"value": label} if label is not None else {}),
+        "key": r.key, "status": r.status, "epochs": len(r.epochs),
+        "test_acc": final.test_acc if final else None, "test_loss": final.test_loss if final else None,
+        "seconds": round(r.total_seconds, 1), "s/epoch": round(r.total_seconds / max(len(r.epochs), 1), 2),
+        "steps/epoch": r.steps_per_epoch, "device": r.device, "cached": r.cached,
+    }
+
+
+class Bars:
+    """tqdm bars on stderr, one per training (only on a terminal)."""
+
+    def __init__(self, labels: list[str], epochs: list[int]):
+        from tqdm import tqdm
+        self.tqdm, self.labels, self.epochs, self.bars = tqdm, labels, epochs, {}
+
+    def update(self, index: int, epoch: int, fraction: float, metrics: dict[str, Any]) -> None:
+        bar = self.bars.get(index)
+        if bar is None:
+            bar = self.bars[index] = self.tqdm(total=self.epochs[index], desc=self.labels[index], unit="epoch",
+                                               file=sys.stderr, leave=False, disable=None,
+                                               bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total} ep {postfix}")
+        bar.n = epoch - 1 + fraction
+        bar.set_postfix_str(f"loss {metrics.get('train_loss', float('nan')):.4f}", refresh=True)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+def _data_and_cache(args: argparse.Namespace, config: RunConfig):
+    device = resolve_device(config.device)
+    return load_mnist(device, args.data_dir), RunCache()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .sweep import run_sweep
+    config = config_from_args(args)
+    if config.model == "cnn":
+        shape_flow(config)  # reject a collapsing CNN before loading anything
+    data, cache = _data_and_cache(args, config)
+    bars = Bars([config.describe()[:40]], [config.epochs])
+    try:
+        (result,) = run_sweep([config], data, cache, progress=bars.update)
+    finally:
+        bars.close()
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(config.describe())
+        print(table([{k: v for k, v in m.__dict__.items()} for m in result.epochs]))
+        print(table([summary_row(result)]))
+    return 0 if result.status != "cancelled" else 130
+
+
+def sweep_configs(args: argparse.Namespace) -> tuple[str, list[Any], list[RunConfig]]:
+    if args.preset:
+        preset = PRESETS[args.preset]
+        base, param, values = config_from_args(args, preset.base), preset.param, list(preset.values)
+        if args.param or args.values:
+            raise UsageError("give either --preset or --param/--values, not both")
+    else:
+        if not (args.param and args.values):
+            raise UsageError("sweep needs --preset NAME, or --param NAME --values V1,V2,...")
+        param = args.param.replace("-", "_")
+        base = config_from_args(args)
+        if param not in SWEEPABLE[base.model]:
+            raise UsageError(f"--param {args.param} cannot be varied for the {base.model}; "
+                             f"choose one of: {', '.join(SWEEPABLE[base.model])}")
+        values = parse_values(param, args.values)
+    configs = [base.replace(**{param: v}) for v in values]
+    for c in configs:
+        if c.model == "cnn":
+            shape_flow(c)
+    return param, values, configs
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import run_sweep
+    param, values, configs = sweep_configs(args)
+    data, cache = _data_and_cache(args, configs[0])
+    labels = [f"{param}={_label(v)}" for v in values]
+    bars = Bars(labels, [c.epochs for c in configs])
+    try:
+        results = run_sweep(configs, data, cache, progress=bars.update)
+    finally:
+        bars.close()
+    done = [(v, r) for v, r in zip(values, results) if r is not None]
+    if args.json:
+        print(json.dumps([r.to_json() for _, r in done], indent=2))
+    else:
+        print(f"{param} sweep, base: {configs[0].describe()}")
+        print(table([summary_row(r, _label(v)) for v, r in done]))
+    return 0 if len(done) == len(configs) else 130
+
+
+def _label(v: Any) -> str:
+    return ",".join(v) if isinstance(v, tuple) else f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def cmd_shapes(args: argparse.Namespace) -> int:
+    config = config_from_args(args, RunConfig(model="cnn"))
+    if config.model != "cnn":
+        raise UsageError("shapes shows the CNN's shape flow; the MLP is always 784 -> 256 -> 256 -> 10")
+    flow = shape_flow(config)
+    if args.json:
+        print(json.dumps([{"layer": s.layer, "shape": list(s.shape), "detail": s.detail} for s in flow], indent=2))
+    else:
+        print(table([{"layer": s.layer, "shape": " x ".join(map(str, s.shape)), "detail": s.detail} for s in flow]))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .evaluate import load_model, predict
+    from .preprocess import load_image, to_mnist
+    cache = RunCache()
+    key = check_key(args.run)
+    run = cache.get(key)
+    if run is None:
+        raise UnknownRunError(f"No cached run {key} (see 'cache list').")
+    model = load_model(run.config, cache.weights(key))
+    out = []
+    for path in args.images:
+        image = to_mnist(load_image(path))
+        if image is None:
+            out.append({"image": path, "digit": None, "message": "no digit found (the image is blank)"})
+            continue
+        probs = predict(model, image)[0]
+        out.append({"image": path, "digit": int(probs.argmax()), "probabilities": [round(float(p), 4) for p in probs]})
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for o in out:
+            if o["digit"] is None:
+                print(f"{o['image']}: {o['message']}")
+            else:
+                probs = "  ".join(f"{d}:{p:.2f}" for d, p in enumerate(o["probabilities"]))
+                print(f"{o['image']}: {o['digit']}  ({probs})")
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    cache = RunCache()
+    if args.cache_command == "list":
+        runs = cache.list()
+        if args.json:
+            print(json.dumps([r.to_json() for r in runs], indent=2))
+        else:
+            print(table([{**summary_row(r), "config": r.config.describe()} for r in runs]))
+        return 0
+    key = check_key(args.key)
+    run = cache.get(key)
+    if run is None:
+        raise UnknownRunError(f"No cached run {key} (see 'cache list').")
+    if args.json:
+        print(json.dumps(run.to_json(), indent=2))
+    else:
+        print(run.config.describe())
+        print(table([m.__dict__ for m in run.epochs]))
+        print(table([summary_row(run)]))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "shapes": cmd_shapes, "predict": cmd_predict, "cache": cmd_cache}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, DataNotFoundError, UnknownRunError, ImageError, UsageError, DeviceError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, Cancelled):
+        print("cancelled", file=sys.stderr)
+        return 130
+
+
+assert set(CONFIG_FLAGS[f][0] for f in CONFIG_FLAGS) == set(FIELD_TYPES), "every config field has a CLI flag"

@@ -1,0 +1,68 @@
+"""What a trained run gets right and wrong: predictions, confusion matrix, misclassified digits."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import RunConfig
+from .data import MnistData, denormalize, normalize
+from .models import build_model
+
+EVAL_BATCH = 1000
+
+
+def load_model(config: RunConfig, weights: dict[str, torch.Tensor], device: str = "cpu") -> nn.Module:
+    model = build_model(config)
+    model.load_state_dict(weights)
+    return model.to(device).eval()
+
+
+@torch.inference_mode()
+def probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Softmax probabilities (N, 10) for normalised images (N, 1, 28, 28), in batches."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = [torch.softmax(model(x[i:i + EVAL_BATCH].to(device)).float(), dim=1) for i in range(0, len(x), EVAL_BATCH)]
+    return torch.cat(out).cpu()
+
+
+def predict(model: nn.Module, images: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Probabilities (N, 10) for a batch of 28x28 images: uint8 0-255 or float 0-1, white digit on black."""
+    x = torch.as_tensor(np.asarray(images))
+    if x.ndim == 2:
+        x = x.unsqueeze(0)
+    if x.shape[-2:] != (28, 28):
+        raise ValueError(f"predict takes 28x28 images, got {tuple(x.shape)}; preprocess them first")
+    x = normalize(x if x.dtype == torch.uint8 else x.float()).reshape(-1, 1, 28, 28)
+    return probabilities(model, x).numpy()
+
+
+def confusion_matrix(model: nn.Module, data: MnistData) -> np.ndarray:
+    """counts[true, predicted] over the test set."""
+    predicted = probabilities(model, data.test_x).argmax(1).numpy()
+    truth = data.test_y.cpu().numpy()
+    return np.bincount(truth * 10 + predicted, minlength=100).reshape(10, 10)
+
+
+@dataclass(frozen=True)
+class Mistake:
+    index: int            # position in the test set
+    image: np.ndarray     # 28x28 float in [0, 1]
+    true_label: int
+    predicted: int
+    confidence: float     # the model's probability for its (wrong) prediction
+
+
+def misclassified(model: nn.Module, data: MnistData, limit: int = 36) -> list[Mistake]:
+    """The test digits the model gets wrong, most confidently wrong first."""
+    probs = probabilities(model, data.test_x)
+    confidence, predicted = probs.max(1)
+    truth = data.test_y.cpu()
+    wrong = torch.nonzero(predicted != truth).flatten()
+    wrong = wrong[torch.argsort(confidence[wrong], descending=True)][:limit]
+    images = denormalize(data.test_x[wrong.to(data.device)].cpu()).squeeze(1).numpy()
+    return [Mistake(int(i), images[n], int(truth[i]), int(predicted[i]), float(confidence[i]))
+            for n, i in enumerate(wrong.tolist())]

@@ -1,0 +1,83 @@
+"""Comparisons: several configs that differ in one hyperparameter, trained as cheaply as possible.
+
+Runs already cached cost nothing. Configs that differ only in their number of epochs are one run:
+the longest is trained and the shorter ones are its first epochs, stored with their own weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .cache import RunCache
+from .config import RunConfig
+from .data import MnistData
+from .train import RunResult, StopFn
+
+SweepProgressFn = Callable[[int, int, float, dict[str, Any]], None]  # (run index, epoch, fraction, metrics)
+
+
+@dataclass
+class Job:
+    """One training that serves one or more of the sweep's runs."""
+    config: RunConfig
+    serves: list[int]  # indices into the sweep's configs
+
+
+def plan(configs: list[RunConfig], data: MnistData, cache: RunCache) -> tuple[dict[int, RunResult], list[Job]]:
+    """Splits a sweep into runs already cached and the trainings still needed."""
+    cached: dict[int, RunResult] = {}
+    groups: dict[RunConfig, list[int]] = {}
+    for i, config in enumerate(configs):
+        hit = cache.get(cache.key_for(config, data))
+        if hit is not None:
+            cached[i] = hit
+        else:
+            groups.setdefault(config.replace(epochs=1), []).append(i)
+    jobs = []
+    for indices in groups.values():
+        longest = max(indices, key=lambda i: configs[i].epochs)
+        jobs.append(Job(configs[longest], sorted(indices, key=lambda i: configs[i].epochs)))
+    return cached, jobs
+
+
+def run_sweep(configs: list[RunConfig], data: MnistData, cache: RunCache, *,
+              progress: SweepProgressFn | None = None, should_stop: StopFn | None = None,
+              on_result: Callable[[int, RunResult], None] | None = None) -> list[RunResult | None]:
+    """Results in the order of `configs` (None for runs not reached because of a stop)."""
+    cached, jobs = plan(configs, data, cache)
+    results: list[RunResult | None] = [None] * len(configs)
+    for i, hit in cached.items():
+        results[i] = hit
+        if on_result:
+            on_result(i, hit)
+    for job in jobs:
+        if should_stop is not None and should_stop():
+            break
+
+        def job_progress(epoch: int, fraction: float, metrics: dict[str, Any], job: Job = job) -> None:
+            for i in job.serves:
+                if progress is not None and epoch <= configs[i].epochs:
+                    progress(i, epoch, fraction, metrics)
+
+        snapshot_epochs = {configs[i].epochs for i in job.serves} - {job.config.epochs}
+        longest = cache.get_or_train(job.config, data, progress=job_progress, should_stop=should_stop,
+                                     snapshot_epochs=snapshot_epochs)
+        for i in job.serves:
+            if configs[i].epochs == job.config.epochs:
+                results[i] = longest
+            elif (shorter := cache.get(cache.key_for(configs[i], data))) is not None:
+                shorter.cached = longest.cached  # trained just now, as the first epochs of the longest run
+                results[i] = shorter
+            elif longest.status == "diverged":  # it diverged before this run's last epoch: so would this run
+                results[i] = _truncated(longest, configs[i])
+            if on_result and results[i] is not None:
+                on_result(i, results[i])
+    return results
+
+
+def _truncated(longest: RunResult, config: RunConfig) -> RunResult:
+    """A shorter run whose longer twin diverged within its epochs: the same outcome."""
+    return RunResult(config=config, status=longest.status, epochs=longest.epochs[:config.epochs],
+                     total_seconds=longest.total_seconds, steps_per_epoch=longest.steps_per_epoch,
+                     device=longest.device, diverged_epoch=longest.diverged_epoch, key=longest.key,
+                     data_id=longest.data_id)

@@ -1,0 +1,226 @@
+"""The training engine: one function trains one config on tensors that already live on the device.
+
+Reads top to bottom: pick the device, build the model with the config's seed, then for each epoch
+shuffle indices, index batches out of the resident tensors, step, and evaluate on the test set.
+Losses are summed on the device and read back a few times per epoch, never every step.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import RunConfig
+from .data import MnistData
+from .models import build_model
+
+ProgressFn = Callable[[int, float, dict[str, Any]], None]  # (epoch, fraction of the epoch, latest metrics)
+StopFn = Callable[[], bool]
+
+PROGRESS_UPDATES_PER_EPOCH = 20
+EVAL_BATCH = 1000  # keeps the CNN's test pass under ~100 MB of activations
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    epoch: int
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    seconds: float
+    samples_per_second: float
+
+
+@dataclass
+class RunResult:
+    """What a run produced. `weights` is the final state dict (CPU tensors); not part of the JSON."""
+    config: RunConfig
+    status: str                      # "ok", "diverged" or "cancelled"
+    epochs: list[EpochMetrics]
+    total_seconds: float
+    steps_per_epoch: int
+    device: str
+    diverged_epoch: int | None = None
+    key: str = ""
+    cached: bool = False
+    data_id: str = ""
+    created: float = field(default_factory=time.time)
+    weights: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def final(self) -> EpochMetrics | None:
+        return self.epochs[-1] if self.epochs else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "cached": self.cached, "status": self.status, "config": self.config.to_dict(),
+            "total_seconds": self.total_seconds, "steps_per_epoch": self.steps_per_epoch, "device": self.device,
+            "diverged_epoch": self.diverged_epoch, "data_id": self.data_id, "created": self.created,
+            "epochs": [asdict(m) for m in self.epochs],
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "RunResult":
+        return cls(config=RunConfig.from_dict(d["config"]), status=d["status"],
+                   epochs=[EpochMetrics(**m) for m in d["epochs"]], total_seconds=float(d["total_seconds"]),
+                   steps_per_epoch=int(d["steps_per_epoch"]), device=d["device"], diverged_epoch=d.get("diverged_epoch"),
+                   key=d["key"], cached=bool(d.get("cached", False)), data_id=d.get("data_id", ""),
+                   created=float(d.get("created", 0.0)))
+
+    def prefix(self, epochs: int, weights: dict[str, torch.Tensor]) -> "RunResult":
+        """The first `epochs` epochs of this run as a run of its own (an epoch sweep's shorter values)."""
+        kept = self.epochs[:epochs]
+        return RunResult(config=self.config.replace(epochs=epochs), status="ok", epochs=kept,
+                         total_seconds=sum(m.seconds for m in kept), steps_per_epoch=self.steps_per_epoch,
+                         device=self.device, data_id=self.data_id, created=self.created, weights=weights)
+
+
+class DeviceError(RuntimeError):
+    """The device asked for is not on this machine."""
+
+
+def resolve_device(name: str = "auto") -> str:
+    """"auto" -> cuda if there is a GPU, else Apple's mps, else cpu."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("device cuda was asked for, but this machine has no CUDA GPU. Use --device auto or cpu.")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError("device mps was asked for, but this machine has no Apple GPU. Use --device auto or cpu.")
+    return name
+
+
+_init_lock = threading.Lock()
+
+
+def seeded_model(config: RunConfig, device: str) -> nn.Module:
+    """The config's model with its seed's initial weights; other threads' random streams are left alone."""
+    with _init_lock, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = build_model(config)
+    model = model.to(device)
+    if config.model == "cnn":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def make_optimizer(config: RunConfig, params: Iterable[torch.Tensor], device: str) -> torch.optim.Optimizer:
+    # The fused kernels do a whole optimizer step in one pass over the weights: at small batches that
+    # pass is most of the step's time.
+    fast: dict[str, Any] = {"fused": True} if device in ("cpu", "cuda") else {"foreach": True}
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, **fast)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, **fast)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, **fast)
+    return torch.optim.RMSprop(params, lr=config.lr, momentum=config.momentum, foreach=True)
+
+
+def autocast(config: RunConfig, device: str):
+    enabled = config.precision == "bf16" and device in ("cpu", "cuda")
+    return torch.autocast(device_type=device if device != "mps" else "cpu", dtype=torch.bfloat16, enabled=enabled)
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: RunConfig, device: str) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of `model` on (x, y)."""
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    for start in range(0, len(x), EVAL_BATCH):
+        xb, yb = x[start:start + EVAL_BATCH], y[start:start + EVAL_BATCH]
+        with autocast(config, device):
+            logits = model(xb).float()
+        loss_sum += F.cross_entropy(logits, yb, reduction="sum")
+        correct += (logits.argmax(1) == yb).sum()
+    return loss_sum.item() / len(x), correct.item() / len(x)
+
+
+def train(config: RunConfig, data: MnistData, *, progress: ProgressFn | None = None,
+          should_stop: StopFn | None = None, snapshot_epochs: Iterable[int] = ()) -> tuple[RunResult, dict[int, dict]]:
+    """Trains one config. Returns the result and the weights at each of `snapshot_epochs` reached.
+
+    The same config and seed on the same device give the same metrics: weights come from the seed,
+    the shuffling and the dropout from generators of their own.
+    """
+    device = str(data.device.type)
+    if config.train_size > len(data.train_x):
+        raise ValueError(f"train_size {config.train_size} exceeds the {len(data.train_x)} training images")
+    train_x, train_y = data.train_x[:config.train_size], data.train_y[:config.train_size]
+    n, batch = config.train_size, config.batch_size
+    steps = math.ceil(n / batch)
+
+    model = seeded_model(config, device)
+    if hasattr(model, "dropout_generator"):
+        model.dropout_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
+    optimizer = make_optimizer(config, model.parameters(), device)
+    shuffle = torch.Generator().manual_seed(config.seed)
+    report_every = max(1, steps // PROGRESS_UPDATES_PER_EPOCH)
+    snapshot_epochs, snapshots = set(snapshot_epochs), {}
+
+    history: list[EpochMetrics] = []
+    status, diverged_epoch, started = "ok", None, time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        epoch_start = time.perf_counter()
+        model.train()
+        order = torch.randperm(n, generator=shuffle).to(data.device)
+        loss_sum = torch.zeros((), device=data.device)
+        correct = torch.zeros((), device=data.device, dtype=torch.long)
+        seen = 0
+        for step in range(steps):
+            if should_stop is not None and should_stop():
+                status = "cancelled"
+                break
+            idx = order[step * batch:(step + 1) * batch]
+            xb, yb = train_x[idx], train_y[idx]
+            with autocast(config, device):
+                logits = model(xb).float()
+            loss = F.cross_entropy(logits, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(idx)
+            correct += (logits.detach().argmax(1) == yb).sum()
+            seen += len(idx)
+            if (step + 1) % report_every == 0 and step + 1 < steps:
+                running_loss = loss_sum.item() / seen
+                if not math.isfinite(running_loss):
+                    status = "diverged"
+                    break
+                if progress is not None:
+                    progress(epoch, (step + 1) / steps, {"train_loss": running_loss, "train_acc": correct.item() / seen})
+        if status == "cancelled":
+            break
+        train_loss = loss_sum.item() / max(seen, 1)
+        if status == "diverged" or not math.isfinite(train_loss):
+            status, diverged_epoch = "diverged", epoch
+            break
+        test_loss, test_acc = evaluate(model, data.test_x, data.test_y, config, device)
+        seconds = time.perf_counter() - epoch_start
+        metrics = EpochMetrics(epoch, train_loss, correct.item() / seen, test_loss, test_acc, seconds, seen / seconds)
+        history.append(metrics)
+        if progress is not None:
+            progress(epoch, 1.0, asdict(metrics))
+        if epoch in snapshot_epochs and epoch < config.epochs:
+            snapshots[epoch] = cpu_state(model)
+
+    result = RunResult(config=config, status=status, epochs=history, total_seconds=time.perf_counter() - started,
+                       steps_per_epoch=steps, device=device, diverged_epoch=diverged_epoch, data_id=data.data_id,
+                       weights=cpu_state(model))
+    return result, snapshots
+
+
+def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
