@@ -8,10 +8,10 @@ from .config import PRESETS, ConfigError, Preset, RunConfig, run_key
 from .data import DataNotFoundError, MnistData, load_mnist, normalize
 from .models import build_model, format_flow, shape_flow
 from .sweep import run_sweep
-from .train import EpochMetrics, RunResult, resolve_device, train
+from .train import EpochMetrics, RunResult, resolve_device
 
 __all__ = [
     "Cancelled", "ConfigError", "DataNotFoundError", "EpochMetrics", "MnistData", "PRESETS", "Preset", "RunCache",
     "RunConfig", "RunResult", "UnknownRunError", "build_model", "format_flow", "load_mnist", "normalize",
-    "resolve_device", "run_key", "run_sweep", "shape_flow", "train",
+    "resolve_device", "run_key", "run_sweep", "shape_flow",
 ]
