@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -40,9 +41,10 @@ def predict(model: nn.Module, images: np.ndarray | torch.Tensor) -> np.ndarray:
     return probabilities(model, x).numpy()
 
 
-def confusion_matrix(model: nn.Module, data: MnistData) -> np.ndarray:
-    """counts[true, predicted] over the test set."""
-    predicted = probabilities(model, data.test_x).argmax(1).numpy()
+def confusion_matrix(model: nn.Module, data: MnistData, probs: torch.Tensor | None = None) -> np.ndarray:
+    """counts[true, predicted] over the test set (`probs`: the test set's probabilities, if already computed)."""
+    probs = probabilities(model, data.test_x) if probs is None else probs
+    predicted = probs.argmax(1).numpy()
     truth = data.test_y.cpu().numpy()
     return np.bincount(truth * 10 + predicted, minlength=100).reshape(10, 10)
 
@@ -56,9 +58,9 @@ class Mistake:
     confidence: float     # the model's probability for its (wrong) prediction
 
 
-def misclassified(model: nn.Module, data: MnistData, limit: int = 36) -> list[Mistake]:
+def misclassified(model: nn.Module, data: MnistData, limit: int = 36, probs: torch.Tensor | None = None) -> list[Mistake]:
     """The test digits the model gets wrong, most confidently wrong first."""
-    probs = probabilities(model, data.test_x)
+    probs = probabilities(model, data.test_x) if probs is None else probs
     confidence, predicted = probs.max(1)
     truth = data.test_y.cpu()
     wrong = torch.nonzero(predicted != truth).flatten()
@@ -66,3 +68,28 @@ def misclassified(model: nn.Module, data: MnistData, limit: int = 36) -> list[Mi
     images = denormalize(data.test_x[wrong.to(data.device)].cpu()).squeeze(1).numpy()
     return [Mistake(int(i), images[n], int(truth[i]), int(predicted[i]), float(confidence[i]))
             for n, i in enumerate(wrong.tolist())]
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    confusion: np.ndarray       # counts[true, predicted]
+    mistakes: list[Mistake]     # the most confident mistakes first
+    accuracy: float
+
+
+def evaluate_test_set(model: nn.Module, data: MnistData, limit: int = 36) -> EvaluationReport:
+    """Confusion matrix and mistakes from one pass over the test set (a CNN's pass takes seconds on a CPU)."""
+    probs = probabilities(model, data.test_x)
+    counts = confusion_matrix(model, data, probs)
+    return EvaluationReport(counts, misclassified(model, data, limit, probs), float(np.trace(counts)) / counts.sum())
+
+
+def confusion_table(counts: np.ndarray) -> pd.DataFrame:
+    """counts[true, predicted] as tidy rows (true, predicted, count), the shape a heatmap draws."""
+    true, predicted = np.indices(counts.shape)
+    return pd.DataFrame({"true": true.ravel(), "predicted": predicted.ravel(), "count": counts.ravel().astype(int)})
+
+
+def probability_table(probs: np.ndarray) -> pd.DataFrame:
+    """One image's 10 probabilities as tidy rows (digit, probability)."""
+    return pd.DataFrame({"digit": np.arange(10), "probability": np.asarray(probs, dtype=float).ravel()})

@@ -6,6 +6,7 @@ thick strokes, anywhere on the canvas) looks nothing like that until it goes thr
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from PIL import Image, UnidentifiedImageError
 
 INK_THRESHOLD = 0.1  # of the strongest ink: fainter pixels are background noise
 MIN_INK_PIXELS = 4   # fewer than this and there is no digit to read
+MAX_UPLOAD_PIXELS = 25_000_000  # a photo from a phone is ~12 MP; anything far bigger is not a digit to read
+WORKING_SIZE = 560   # larger images are shrunk to this first: a digit needs no more to become 20x20
 
 
 class ImageError(ValueError):
@@ -22,12 +25,30 @@ class ImageError(ValueError):
 def load_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
-            im.load()
-            return np.asarray(im.convert("RGBA") if im.mode in ("RGBA", "LA", "P") else im.convert("L"))
+            return _as_array(im)
     except FileNotFoundError:
         raise ImageError(f"No such image file: {path}") from None
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
         raise ImageError(f"{path} is not an image that can be read ({e}).") from None
+
+
+def load_image_bytes(data: bytes, name: str = "the upload") -> np.ndarray:
+    """An uploaded file's bytes as an array; anything that is not a readable image is an ImageError."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return _as_array(im)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        raise ImageError(f"{name} is not an image that can be read; upload a PNG or JPEG of one digit.") from None
+
+
+def _as_array(im: Image.Image) -> np.ndarray:
+    if im.width * im.height > MAX_UPLOAD_PIXELS:
+        raise ImageError(f"The image is {im.width}x{im.height} pixels, too large; crop it to the digit.")
+    im.draft("L", (WORKING_SIZE, WORKING_SIZE))  # JPEGs decode straight at a reduced size
+    im = im.convert("RGBA") if im.mode in ("RGBA", "LA", "P", "PA") else im.convert("L")
+    if max(im.size) > WORKING_SIZE:
+        im.thumbnail((WORKING_SIZE, WORKING_SIZE), Image.Resampling.LANCZOS)
+    return np.asarray(im)
 
 
 def ink_map(image: np.ndarray) -> np.ndarray:

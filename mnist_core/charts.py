@@ -1,0 +1,114 @@
+"""Altair charts for the app: a tidy DataFrame in, a chart out. No Streamlit here, so the tests can
+check each chart's spec (encodings, scales, rows) without a browser.
+
+The frames come from mnist_core.compare (per-epoch metrics, final accuracy, timing) and
+mnist_core.evaluate (confusion matrix, probabilities). Every comparison chart colours its lines or
+bars by the compared value in the order the student typed them, so one value keeps one colour.
+"""
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+METRIC_TITLES = {
+    "train_loss": "Train loss",
+    "test_loss": "Test loss",
+    "train_acc": "Train accuracy",
+    "test_acc": "Test accuracy",
+}
+ACCURACY_METRICS = ("train_acc", "test_acc")
+HEIGHT = 260
+
+
+def series_order(frame: pd.DataFrame, column: str = "series") -> list[str]:
+    """The legend's order: the order the values were compared in, not alphabetical."""
+    if "order" in frame:
+        frame = frame.sort_values("order", kind="stable")
+    return list(dict.fromkeys(frame[column].tolist()))
+
+
+def _color(frame: pd.DataFrame, title: str) -> alt.Color:
+    return alt.Color("series:N", title=title, sort=series_order(frame),
+                     scale=alt.Scale(domain=series_order(frame)), legend=alt.Legend(orient="bottom", columns=4))
+
+
+def metric_chart(frame: pd.DataFrame, metric: str, *, log_scale: bool = False, legend_title: str = "value") -> alt.Chart:
+    """One line per compared value over epochs. A diverged run ends in a red cross where it stopped."""
+    if metric not in METRIC_TITLES:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRIC_TITLES)}")
+    is_accuracy = metric in ACCURACY_METRICS
+    # A log scale cannot show 0 or less; the seed's normal(0, 1) init starts losses in the hundreds, and
+    # only a log axis shows both that and the later 0.05s.
+    scale = alt.Scale(type="log") if log_scale and not is_accuracy else alt.Scale(zero=False)
+    y = alt.Y(f"{metric}:Q", title=METRIC_TITLES[metric], scale=scale,
+              axis=alt.Axis(format=".0%" if is_accuracy else "~g"))
+    x = alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d"))
+    tooltip = [alt.Tooltip("series:N", title=legend_title), alt.Tooltip("epoch:Q"),
+               alt.Tooltip(f"{metric}:Q", title=METRIC_TITLES[metric], format=".2%" if is_accuracy else ".4f")]
+    base = alt.Chart(frame).encode(x=x, y=y, color=_color(frame, legend_title), tooltip=tooltip)
+    lines = base.mark_line(point=alt.OverlayMarkDef(size=30), strokeWidth=2)
+    layers = [lines]
+    diverged = frame[frame["status"] == "diverged"] if "status" in frame else frame.iloc[0:0]
+    if len(diverged):
+        ends = diverged.sort_values("epoch").groupby("series", as_index=False).tail(1)
+        layers.append(alt.Chart(ends).mark_point(shape="cross", size=160, color="#d62728", filled=True)
+                      .encode(x=x, y=y, tooltip=tooltip))
+        layers.append(alt.Chart(ends).mark_text(align="left", dx=8, dy=-8, color="#d62728")
+                      .encode(x=x, y=y, text=alt.value("diverged")))
+    chart = alt.layer(*layers) if len(layers) > 1 else lines
+    return chart.properties(title=METRIC_TITLES[metric] + (" (log scale)" if log_scale and not is_accuracy else ""),
+                            height=HEIGHT)
+
+
+def final_accuracy_chart(frame: pd.DataFrame, legend_title: str = "value") -> alt.Chart:
+    """A bar per compared value: final test accuracy, labelled in percent on the bar."""
+    order = series_order(frame, "value")
+    x = alt.X("value:N", title=legend_title, sort=order, axis=alt.Axis(labelAngle=0))
+    y = alt.Y("test_acc:Q", title="Final test accuracy", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%"))
+    base = alt.Chart(frame).encode(x=x, y=y)
+    bars = base.mark_bar().encode(
+        color=_color(frame, legend_title),
+        tooltip=[alt.Tooltip("series:N", title=legend_title), alt.Tooltip("test_acc:Q", title="test accuracy", format=".2%"),
+                 alt.Tooltip("epochs:Q"), alt.Tooltip("status:N")])
+    labels = base.mark_text(dy=-8).encode(text=alt.Text("test_acc:Q", format=".1%"))
+    return alt.layer(bars, labels).properties(title="Final test accuracy", height=HEIGHT)
+
+
+def timing_chart(frame: pd.DataFrame, legend_title: str = "value") -> alt.Chart:
+    """Seconds per epoch for each value: the batch-size finding (small batches are slow) at a glance."""
+    order = series_order(frame, "value")
+    chart = alt.Chart(frame.assign(series=frame["value"])).mark_bar().encode(
+        x=alt.X("value:N", title=legend_title, sort=order, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("s_per_epoch:Q", title="Seconds per epoch"),
+        color=alt.Color("series:N", sort=order, scale=alt.Scale(domain=order), legend=None),
+        tooltip=[alt.Tooltip("value:N", title=legend_title), alt.Tooltip("s_per_epoch:Q", title="s/epoch"),
+                 alt.Tooltip("steps_per_epoch:Q", title="steps/epoch"), alt.Tooltip("samples_per_s:Q", title="samples/s"),
+                 alt.Tooltip("cached:N")])
+    return chart.properties(title="Time per epoch (when it was trained)", height=HEIGHT)
+
+
+def confusion_chart(frame: pd.DataFrame) -> alt.Chart:
+    """A heatmap of counts[true, predicted]. The colour scale is symlog, so a handful of mistakes
+    still shows next to the diagonal's thousand correct answers."""
+    x = alt.X("predicted:O", title="Predicted digit", axis=alt.Axis(labelAngle=0, orient="top"))
+    y = alt.Y("true:O", title="True digit")
+    base = alt.Chart(frame).encode(x=x, y=y)
+    cells = base.mark_rect().encode(
+        color=alt.Color("count:Q", title="test images", scale=alt.Scale(type="symlog", scheme="blues")),
+        tooltip=[alt.Tooltip("true:O"), alt.Tooltip("predicted:O"), alt.Tooltip("count:Q")])
+    threshold = max(float(frame["count"].max()) / 4, 1.0) if len(frame) else 1.0
+    text = base.mark_text(fontSize=11).encode(
+        text=alt.Text("count:Q"),
+        color=alt.condition(alt.datum.count > threshold, alt.value("white"), alt.value("#333")))
+    return alt.layer(cells, text).properties(title="Confusion matrix (test set)", width=360, height=360)
+
+
+def probability_chart(frame: pd.DataFrame, title: str = "") -> alt.Chart:
+    """A bar per digit 0-9 with the model's softmax probability; the predicted digit stands out."""
+    top = int(frame.loc[frame["probability"].idxmax(), "digit"]) if len(frame) else -1
+    chart = alt.Chart(frame).mark_bar().encode(
+        x=alt.X("digit:O", title="digit", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("probability:Q", title="probability", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
+        color=alt.condition(alt.datum.digit == top, alt.value("#e45756"), alt.value("#9ecae9")),
+        tooltip=[alt.Tooltip("digit:O"), alt.Tooltip("probability:Q", format=".2%")])
+    return chart.properties(title=title, height=200)

@@ -1,0 +1,305 @@
+"""A comparison as the app sees it: a base config, one hyperparameter, the values to try.
+
+Everything here is plain Python and pandas, so the pages only lay out widgets and the tests need
+no browser: turning a comparison into configs (with an error per value that cannot work), planning
+it against the cache (runs, cached, estimated time), the tidy tables the charts draw, and the
+comparison's round trip through a URL's query parameters.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from .cache import RunCache
+from .config import FIELD_TYPES, MODELS, SWEEPABLE, ConfigError, RunConfig, parse_values
+from .data import MnistData
+from .models import multiply_adds, shape_flow
+from .sweep import plan
+from .train import RunResult
+
+MAX_VALUES = 8             # more lines than this on one chart stop being readable
+MAX_URL_VALUE_CHARS = 200  # a URL parameter longer than this is not one of ours
+TEST_SIZE = 10_000
+EVAL_COST = 1 / 3          # a test image costs about a third of a training image (forward pass only)
+
+
+# What each comparable setting is called on screen, and the values a comparison starts from.
+PARAM_TITLES = {
+    "lr": "learning rate", "epochs": "epochs", "batch_size": "batch size", "activations": "activations",
+    "optimizer": "optimizer", "init": "weight init", "hidden": "hidden width", "momentum": "momentum",
+    "seed": "random seed", "train_size": "training images", "stride": "stride", "kernel_size": "filter size",
+    "padding": "padding", "conv_layers": "conv layers changed", "keep_prob": "dropout keep probability",
+    "precision": "precision",
+}
+DEFAULT_VALUES = {
+    "lr": "0.1, 0.01, 0.001, 0.0001", "epochs": "5, 10, 15", "batch_size": "10, 30, 100, 1000",
+    "activations": "sigmoid,sigmoid; sigmoid,relu; relu,sigmoid; relu,relu", "optimizer": "adam, sgd, rmsprop, adamw",
+    "init": "normal, xavier_uniform, kaiming_uniform", "hidden": "64, 256, 1024", "momentum": "0, 0.9",
+    "seed": "1, 2, 3", "train_size": "1000, 10000, 60000", "stride": "1, 2, 5", "kernel_size": "3, 5, 10",
+    "padding": "0, 1, 2", "conv_layers": "first, all", "keep_prob": "0.5, 1.0", "precision": "fp32, bf16",
+}
+
+
+# -- from settings to configs ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Comparison:
+    base: RunConfig
+    param: str
+    values: tuple
+
+    @property
+    def model(self) -> str:
+        return self.base.model
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One compared value: its config, or why that value cannot be trained."""
+    label: str
+    value: Any
+    config: RunConfig | None
+    error: str | None = None
+
+
+def value_label(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return "/".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def format_values(param: str, values: Iterable[Any]) -> str:
+    """The text a student would type for `values` (what parse_values reads back)."""
+    if param == "activations":
+        return "; ".join(",".join(v) for v in values)
+    return ", ".join(value_label(v) for v in values)
+
+
+def make_comparison(base: RunConfig, param: str, values_text: str) -> Comparison:
+    """Reads the "compare by" settings; raises ConfigError with a message for the student."""
+    if param not in SWEEPABLE[base.model]:
+        raise ConfigError(f"'{param}' cannot be compared for the {base.model.upper()}. "
+                          f"Choose one of: {', '.join(SWEEPABLE[base.model])}.")
+    values = parse_values(param, values_text or "")
+    if len(values) > MAX_VALUES:
+        raise ConfigError(f"Compare at most {MAX_VALUES} values at once (got {len(values)}).")
+    return Comparison(base, param, tuple(values))
+
+
+def entries(comparison: Comparison) -> list[Entry]:
+    """One entry per value. A value whose config is invalid gets an error, and the others still run."""
+    out = []
+    for value in comparison.values:
+        label = value_label(value)
+        try:
+            config = comparison.base.replace(**{comparison.param: value})
+            if config.model == "cnn":
+                shape_flow(config)  # a filter that no longer fits fails here, before any training
+        except ConfigError as e:
+            out.append(Entry(label, value, None, str(e)))
+        else:
+            out.append(Entry(label, value, config))
+    return out
+
+
+# -- before running: how much work, how long -------------------------------------------------------
+
+@dataclass(frozen=True)
+class Estimate:
+    runs: int                 # valid configs in the comparison
+    cached: int               # of which already in the cache
+    trainings: int            # trainings still needed (an epochs comparison needs one for all values)
+    seconds: float | None     # None: nothing measured on this device yet
+    basis: str                # how the estimate was made, in words
+    cached_labels: tuple[str, ...] = ()
+
+
+def estimate(items: Sequence[Entry], data: MnistData, cache: RunCache, history: Sequence[RunResult] | None = None) -> Estimate:
+    valid = [e for e in items if e.config is not None]
+    configs = [e.config for e in valid]
+    hits, jobs = plan(configs, data, cache) if configs else ({}, [])
+    device = data.device.type
+    history = list(cache.list() if history is None else history)
+    seconds, bases = 0.0, set()
+    for job in jobs:
+        guess = estimate_seconds(job.config, history, device, test_size=len(data.test_x))
+        if guess is None:
+            seconds = None
+            break
+        seconds += guess[0]
+        bases.add(guess[1])
+    if not jobs:
+        basis = "everything is cached"
+    elif seconds is None:
+        basis = (f"no finished {configs[0].model.upper()} run on this {device} to measure its speed from yet; "
+                 "the first run measures it")
+    else:
+        basis = " and ".join(sorted(bases))
+    return Estimate(len(configs), len(hits), len(jobs), seconds, basis,
+                    tuple(valid[i].label for i in sorted(hits)))
+
+
+def _effective_samples(config: RunConfig, test_size: int) -> float:
+    return config.train_size + test_size * EVAL_COST
+
+
+def estimate_seconds(config: RunConfig, history: Iterable[RunResult], device: str,
+                     test_size: int = TEST_SIZE) -> tuple[float, str] | None:
+    """Seconds to train `config`, from the measured speed of a finished run on this device.
+
+    The reference is the closest run of the same model: the nearest batch size (small batches cost more
+    per image), then the same architecture, then the newest. Its seconds per image per multiply-add
+    scale to the new config; each epoch's test pass counts as a third of its images.
+    """
+    # Only the same model: an MLP's speed says little about a CNN's (convolutions, and the test pass, dominate it).
+    references = [r for r in history if r.device == device and r.status == "ok" and r.epochs
+                  and r.config.model == config.model]
+    if not references:
+        return None
+
+    def distance(r: RunResult) -> tuple[float, float]:
+        same_arch = r.config.replace(**{f: getattr(config, f) for f in _TRAINING_FIELDS}) == config
+        return abs(math.log(r.config.batch_size / config.batch_size)) + (not same_arch), -r.created
+
+    ref = min(references, key=distance)
+    epoch_seconds = sorted(m.seconds for m in ref.epochs)[len(ref.epochs) // 2]  # median: the first epoch warms up
+    per_unit = epoch_seconds / _effective_samples(ref.config, test_size) / multiply_adds(ref.config)
+    seconds = config.epochs * per_unit * _effective_samples(config, test_size) * multiply_adds(config)
+    return seconds, f"measured from a finished {config.model.upper()} run on this {device}"
+
+
+# Fields that change the work per image neither much nor at all: runs differing only in these are
+# the same architecture for timing purposes.
+_TRAINING_FIELDS = ("lr", "momentum", "optimizer", "epochs", "batch_size", "train_size", "seed", "init",
+                    "activations", "keep_prob", "device")
+
+
+# -- after running: tidy tables --------------------------------------------------------------------
+
+def series_label(entry: Entry, result: RunResult) -> str:
+    """The legend's name for a run; a diverged run says so, and where."""
+    if result.status == "diverged":
+        return f"{entry.label} (diverged at epoch {result.diverged_epoch})"
+    return entry.label
+
+
+def _pairs(items: Sequence[Entry], results: Sequence[RunResult | None]):
+    for order, (entry, result) in enumerate(zip(items, results)):
+        if entry.config is not None and result is not None:
+            yield order, entry, result
+
+
+METRIC_COLUMNS = ["value", "series", "order", "epoch", "train_loss", "train_acc", "test_loss", "test_acc",
+                  "seconds", "status"]
+
+
+def metrics_frame(items: Sequence[Entry], results: Sequence[RunResult | None]) -> pd.DataFrame:
+    """One row per (value, epoch). A diverged run has rows up to its last finite epoch."""
+    rows = [{"value": entry.label, "series": series_label(entry, result), "order": order, "epoch": m.epoch,
+             "train_loss": m.train_loss, "train_acc": m.train_acc, "test_loss": m.test_loss,
+             "test_acc": m.test_acc, "seconds": m.seconds, "status": result.status}
+            for order, entry, result in _pairs(items, results) for m in result.epochs]
+    return pd.DataFrame(rows, columns=METRIC_COLUMNS)
+
+
+def final_frame(items: Sequence[Entry], results: Sequence[RunResult | None]) -> pd.DataFrame:
+    """One row per value: where it ended. A run that diverged in its first epoch has no accuracy."""
+    rows = []
+    for order, entry, result in _pairs(items, results):
+        last = result.final
+        rows.append({"value": entry.label, "series": series_label(entry, result), "order": order,
+                     "status": result.status, "epochs": len(result.epochs),
+                     "test_acc": last.test_acc if last else float("nan"),
+                     "test_loss": last.test_loss if last else float("nan"),
+                     "train_loss": last.train_loss if last else float("nan")})
+    return pd.DataFrame(rows, columns=["value", "series", "order", "status", "epochs", "test_acc", "test_loss",
+                                       "train_loss"])
+
+
+TIMING_COLUMNS = ["value", "total_s", "s_per_epoch", "steps_per_epoch", "samples_per_s", "batch_size",
+                  "device", "cached", "status", "key"]
+
+
+def timing_frame(items: Sequence[Entry], results: Sequence[RunResult | None]) -> pd.DataFrame:
+    """How long each run took when it was trained; cached runs keep their original timing."""
+    rows = []
+    for _, entry, result in _pairs(items, results):
+        epochs = len(result.epochs)
+        trained = sum(m.seconds for m in result.epochs) or result.total_seconds
+        rows.append({"value": entry.label, "total_s": round(trained, 2),
+                     "s_per_epoch": round(trained / epochs, 2) if epochs else None,
+                     "steps_per_epoch": result.steps_per_epoch,
+                     "samples_per_s": round(result.config.train_size * epochs / trained) if epochs and trained else None,
+                     "batch_size": result.config.batch_size, "device": result.device, "cached": result.cached,
+                     "status": result.status, "key": result.key})
+    return pd.DataFrame(rows, columns=TIMING_COLUMNS)
+
+
+def shape_flow_frame(items: Sequence[Entry]) -> pd.DataFrame:
+    """The CNN's shapes layer by layer (rows), one column per valid compared value."""
+    flows = {e.label: shape_flow(e.config) for e in items if e.config is not None and e.config.model == "cnn"}
+    if not flows:
+        return pd.DataFrame(columns=["layer"])
+    layers = [step.layer for step in next(iter(flows.values()))]
+    table = {"layer": layers}
+    for label, flow in flows.items():
+        table[label] = [" × ".join(map(str, step.shape)) for step in flow]
+    return pd.DataFrame(table)
+
+
+# -- sharing: a comparison in the URL --------------------------------------------------------------
+
+URL_PARAM = "compare"
+URL_VALUES = "values"
+
+
+def to_query_params(comparison: Comparison) -> dict[str, str]:
+    """Every base setting, the compared parameter and its values, all as strings."""
+    params = {name: ",".join(value) if name == "activations" else str(value)
+              for name, value in comparison.base.to_dict().items()}
+    params[URL_PARAM] = comparison.param
+    params[URL_VALUES] = format_values(comparison.param, comparison.values)
+    return params
+
+
+def from_query_params(params: Mapping[str, Any], model: str | None = None) -> Comparison:
+    """The comparison a shared link describes. Anything wrong raises ConfigError, never anything else."""
+    clean: dict[str, str] = {}
+    for name, value in params.items():
+        if isinstance(value, (list, tuple)):  # a parameter given twice: the last one wins, as in Streamlit
+            value = value[-1] if value else ""
+        if not isinstance(value, str) or len(value) > MAX_URL_VALUE_CHARS:
+            raise ConfigError(f"The link's setting '{str(name)[:40]}' is not valid.")
+        clean[str(name)] = value
+    unknown = sorted(set(clean) - set(FIELD_TYPES) - {URL_PARAM, URL_VALUES})
+    if unknown:
+        raise ConfigError(f"The link has settings this app does not know: {', '.join(n[:40] for n in unknown)}.")
+    if URL_PARAM not in clean or URL_VALUES not in clean:
+        raise ConfigError("The link does not say what to compare (it needs 'compare' and 'values').")
+    settings = {name: value for name, value in clean.items() if name in FIELD_TYPES}
+    settings.setdefault("model", model or "mlp")
+    if settings["model"].strip().lower() not in MODELS:
+        raise ConfigError(f"The link's model '{settings['model'][:40]}' is not one of: {', '.join(MODELS)}.")
+    if model is not None and settings["model"].strip().lower() != model:
+        raise ConfigError(f"This link is a {settings['model'].upper()} comparison; open it on the "
+                          f"{settings['model'].upper()} page.")
+    base = RunConfig.from_dict(settings)
+    return make_comparison(base, clean[URL_PARAM].strip(), clean[URL_VALUES])
+
+
+def run_label(run: RunResult) -> str:
+    """A cached run in one short line, for pickers: what it is and how good it got."""
+    c = run.config
+    if c.model == "mlp":
+        arch = f"MLP {'/'.join(c.activations)}, {c.init} init"
+    else:
+        arch = f"CNN filter {c.kernel_size}, stride {c.stride}, padding {c.padding}"
+    final = run.final
+    accuracy = f"{100 * final.test_acc:.1f}%" if final else "no epoch finished"
+    return (f"{arch} · {c.optimizer} lr {c.lr:g} · batch {c.batch_size} · {len(run.epochs)} ep on "
+            f"{c.train_size:,} images · {accuracy}" + (" · diverged" if run.status == "diverged" else ""))
