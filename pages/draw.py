@@ -1,0 +1,90 @@
+"""Draw page: draw a digit (or upload a photo of one) and see what the trained models read."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from mnist_core import RunConfig, run_sweep
+from mnist_core.charts import probability_chart
+from mnist_core.compare import run_label
+from mnist_core.evaluate import predict, probability_table
+from mnist_core.preprocess import ImageError, load_image_bytes, to_mnist
+from pages.shared import dataset_or_error, run_cache, trained_model
+
+# The seed's MLP (N(0, 1) init, Adam, lr 0.001, batch 100) for a few epochs: under a minute on a laptop CPU.
+STARTER = RunConfig(model="mlp", epochs=5)
+MODELS_PER_ROW = 4
+RUNS_KEY = "draw.cfg.runs"
+
+st.title("Draw a digit")
+st.caption("Draw with the mouse or a finger, or upload a photo. The drawing is prepared the way MNIST's digits were "
+           "(cropped to the ink, scaled into 20×20, centred by its centre of mass in 28×28) and shown to the models.")
+
+data = dataset_or_error()
+if data is None:
+    st.stop()
+cache = run_cache()
+runs = [r for r in cache.list() if r.status == "ok" and r.final is not None]
+
+if not runs:
+    st.info("No trained model yet. Train the seed's MLP for a few epochs to start (about "
+            f"{STARTER.epochs * 2} s on a CPU), or run a comparison on the MLP or CNN page.")
+    if st.button("Train a starter model", type="primary", key="draw.train_starter"):
+        bar = st.progress(0.0, text="Training the seed's MLP…")
+
+        def show_progress(_: int, epoch: int, fraction: float, metrics: dict) -> None:
+            bar.progress(min((epoch - 1 + fraction) / STARTER.epochs, 1.0),
+                         text=f"Training the seed's MLP: epoch {epoch}/{STARTER.epochs}")
+
+        (starter,) = run_sweep([STARTER], data, cache, progress=show_progress)
+        bar.empty()
+        st.session_state[RUNS_KEY] = [starter.key]
+        st.rerun()
+    st.stop()
+
+drawing, seen = st.columns([3, 2], gap="large")
+with drawing:
+    canvas = st_canvas(stroke_width=22, stroke_color="#FFFFFF", background_color="#000000", height=280, width=280,
+                       drawing_mode="freedraw", return_image_data=True, key="draw.canvas")
+    st.caption("Use the canvas toolbar to undo or clear.")
+    upload = st.file_uploader("…or upload an image of one digit", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"],
+                              key="draw.upload")
+
+image, problem = None, None
+if upload is not None:
+    try:
+        image = load_image_bytes(upload.getvalue(), name=upload.name)
+    except ImageError as e:
+        problem = str(e)
+elif canvas is not None and canvas.image_data is not None:
+    image = canvas.image_data
+digit = to_mnist(image) if image is not None else None
+
+with seen:
+    if problem:
+        st.error(problem)
+    elif digit is None:
+        st.info("Draw a digit on the black square (or upload an image) and the models will say what they read.")
+    else:
+        st.image(np.kron(digit, np.ones((6, 6))), clamp=True, width=168,
+                 caption="What the models see: 28×28" + (f", from {upload.name}" if upload is not None else ""))
+
+known = {r.key: r for r in runs}
+# Runs chosen earlier may have left the cache since; a multiselect must not hold unknown options.
+# (kept under a key of its own too: Streamlit forgets a widget's value while another page is shown)
+remembered = st.session_state.get(RUNS_KEY, st.session_state.get("draw.saved_runs", []))
+st.session_state[RUNS_KEY] = [k for k in remembered if k in known] or [runs[0].key]
+chosen = st.multiselect("Models to ask", list(known), key=RUNS_KEY, format_func=lambda k: run_label(known[k]),
+                        help="Runs in the cache, newest first. Pick several, e.g. the four runs of an activation "
+                             "comparison, to see them side by side.")
+st.session_state["draw.saved_runs"] = chosen
+
+if digit is not None and chosen:
+    for start in range(0, len(chosen), MODELS_PER_ROW):
+        for column, run_key in zip(st.columns(MODELS_PER_ROW), chosen[start:start + MODELS_PER_ROW]):
+            probs = predict(trained_model(run_key), digit)[0]
+            with column.container(border=True):
+                st.metric("Reads", int(probs.argmax()), f"{probs.max():.0%} sure", delta_color="off")
+                st.caption(run_label(known[run_key]))
+                st.altair_chart(probability_chart(probability_table(probs)), width="stretch")

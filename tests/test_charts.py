@@ -1,0 +1,110 @@
+"""The chart builders, checked on their Vega-Lite spec: no browser needed."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mnist_core.charts import (confusion_chart, final_accuracy_chart, metric_chart, probability_chart,
+                               timing_chart)
+from mnist_core.evaluate import confusion_table, probability_table
+
+
+def metrics(diverged: bool = False) -> pd.DataFrame:
+    rows = []
+    for order, (value, losses) in enumerate([("0.1", [250.0, 40.0, 2.3]), ("0.001", [120.0, 8.0, 0.2])]):
+        status = "diverged" if diverged and value == "0.1" else "ok"
+        series = f"{value} (diverged at epoch 4)" if status == "diverged" else value
+        for epoch, loss in enumerate(losses, 1):
+            rows.append({"value": value, "series": series, "order": order, "epoch": epoch, "train_loss": loss,
+                         "train_acc": 0.5, "test_loss": loss, "test_acc": 0.5 + 0.1 * epoch, "seconds": 1.0,
+                         "status": status})
+    return pd.DataFrame(rows)
+
+
+def layers(spec: dict) -> list[dict]:
+    return spec.get("layer", [spec])
+
+
+def rows(spec: dict, chart: dict | None = None) -> list[dict]:
+    name = (chart or spec).get("data", spec.get("data", {})).get("name")
+    return spec["datasets"][name]
+
+
+def test_loss_chart_draws_a_line_per_value_in_the_compared_order():
+    spec = metric_chart(metrics(), "train_loss", legend_title="learning rate").to_dict()
+    line = layers(spec)[0]
+    assert line["mark"]["type"] == "line"
+    enc = line["encoding"]
+    assert enc["x"]["field"] == "epoch" and enc["y"]["field"] == "train_loss"
+    assert enc["color"]["field"] == "series" and enc["color"]["sort"] == ["0.1", "0.001"]
+    assert enc["color"]["title"] == "learning rate"
+    assert [t["field"] for t in enc["tooltip"]] == ["series", "epoch", "train_loss"]
+    assert enc["y"]["scale"].get("type") is None
+    assert len(rows(spec)) == 6
+
+
+def test_the_log_toggle_sets_a_log_scale_on_losses_only():
+    loss = layers(metric_chart(metrics(), "test_loss", log_scale=True).to_dict())[0]
+    assert loss["encoding"]["y"]["scale"]["type"] == "log"
+    accuracy = layers(metric_chart(metrics(), "test_acc", log_scale=True).to_dict())[0]
+    assert accuracy["encoding"]["y"]["scale"].get("type") is None
+    assert accuracy["encoding"]["y"]["axis"]["format"] == ".0%"
+
+
+def test_a_diverged_run_ends_in_a_labelled_cross():
+    spec = metric_chart(metrics(diverged=True), "train_loss").to_dict()
+    marks = [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"] for layer in spec["layer"]]
+    assert marks == ["line", "point", "text"]
+    cross = spec["layer"][1]
+    assert cross["mark"]["shape"] == "cross"
+    end = rows(spec, cross)
+    assert len(end) == 1 and end[0]["epoch"] == 3 and end[0]["series"] == "0.1 (diverged at epoch 4)"
+    assert spec["layer"][2]["encoding"]["text"]["value"] == "diverged"
+
+
+def test_unknown_metric_is_refused():
+    with pytest.raises(ValueError, match="unknown metric"):
+        metric_chart(metrics(), "f1")
+
+
+def test_final_accuracy_bars_keep_the_order_and_a_0_to_1_axis():
+    finals = pd.DataFrame({"value": ["10", "1000"], "series": ["10", "1000"], "order": [0, 1], "status": ["ok", "ok"],
+                           "epochs": [15, 15], "test_acc": [0.97, 0.95], "test_loss": [0.1, 0.2], "train_loss": [0.1, 0.2]})
+    spec = final_accuracy_chart(finals, legend_title="batch size").to_dict()
+    bars, labels = spec["layer"]
+    assert bars["mark"]["type"] == "bar"
+    assert bars["encoding"]["x"]["sort"] == ["10", "1000"]
+    y = bars["encoding"]["y"]
+    assert y["field"] == "test_acc" and y["scale"]["domain"] == [0, 1]
+    assert labels["encoding"]["text"]["format"] == ".1%"
+
+
+def test_timing_bars_show_seconds_per_epoch():
+    timing = pd.DataFrame({"value": ["10", "100"], "s_per_epoch": [9.0, 1.5], "steps_per_epoch": [6000, 600],
+                           "samples_per_s": [6667, 40000], "cached": [True, False]})
+    spec = timing_chart(timing).to_dict()
+    assert spec["mark"]["type"] == "bar" and spec["encoding"]["y"]["field"] == "s_per_epoch"
+    assert [r["s_per_epoch"] for r in rows(spec)] == [9.0, 1.5]
+
+
+def test_confusion_heatmap_has_100_cells_on_a_symlog_scale():
+    counts = np.eye(10, dtype=int) * 980 + 2
+    frame = confusion_table(counts)
+    assert len(frame) == 100 and frame["count"].sum() == counts.sum()
+    assert frame.query("true == 3 and predicted == 3")["count"].item() == 982
+    spec = confusion_chart(frame).to_dict()
+    cells = spec["layer"][0]
+    assert cells["mark"]["type"] == "rect"
+    assert cells["encoding"]["color"]["scale"]["type"] == "symlog"
+    assert {cells["encoding"]["x"]["field"], cells["encoding"]["y"]["field"]} == {"predicted", "true"}
+
+
+def test_probability_bars_highlight_the_predicted_digit():
+    probs = np.full(10, 0.02)
+    probs[7] = 0.82
+    spec = probability_chart(probability_table(probs)).to_dict()
+    assert len(rows(spec)) == 10
+    color = spec["encoding"]["color"]
+    assert color["condition"]["test"] == "(datum.digit === 7)"
+    assert spec["encoding"]["y"]["scale"]["domain"] == [0, 1]
