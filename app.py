@@ -22,9 +22,9 @@ def home() -> None:
         "filter size for a CNN. Each comparison shows its loss and accuracy curves side by side, how long each run "
         "took, and which digits it gets wrong. Then draw your own digit and see what the models read.")
     cols = st.columns(3)
-    cols[0].page_link(MLP_PAGE, label="**MLP**: learning rate, epochs, batch size, activations", icon="📈")
-    cols[1].page_link(CNN_PAGE, label="**CNN**: stride and filter size", icon="🧱")
-    cols[2].page_link(DRAW_PAGE, label="**Draw**: test the trained models", icon="✏️")
+    cols[0].page_link(MLP_PAGE, label="**MLP**: learning rate, batch size, …", icon=":material/show_chart:")
+    cols[1].page_link(CNN_PAGE, label="**CNN**: stride, filter size", icon=":material/grid_on:")
+    cols[2].page_link(DRAW_PAGE, label="**Draw**: test the models", icon=":material/draw:")
 
     st.subheader("This machine")
     device = resolve_device("auto")
@@ -49,7 +49,7 @@ def home() -> None:
         return
     st.caption(f"{len(runs)} runs, {cache.size_bytes() / 1e6:.1f} MB. Newest first.")
     st.dataframe(pd.DataFrame([{
-        "run": run_label(r), "model": r.config.model.upper(), "status": r.status, "epochs": len(r.epochs),
+        "run": run_label(r, with_accuracy=False), "model": r.config.model.upper(), "status": r.status, "epochs": len(r.epochs),
         "test accuracy": r.final.test_acc if r.final else None, "seconds": round(r.total_seconds, 1),
         "device": r.device, "key": r.key} for r in runs]), hide_index=True, width="stretch",
         column_config={"test accuracy": st.column_config.ProgressColumn("test accuracy", format="percent",
@@ -57,8 +57,8 @@ def home() -> None:
 
 
 st.set_page_config(page_title="MNIST hyperparameter lab", page_icon="🔢", layout="wide")
-HOME_PAGE = st.Page(home, title="Home", icon="🏠", default=True)
-MLP_PAGE = st.Page("pages/mlp.py", title="MLP", icon="📈", url_path="mlp")
-CNN_PAGE = st.Page("pages/cnn.py", title="CNN", icon="🧱", url_path="cnn")
-DRAW_PAGE = st.Page("pages/draw.py", title="Draw", icon="✏️", url_path="draw")
+HOME_PAGE = st.Page(home, title="Home", icon=":material/home:", default=True)
+MLP_PAGE = st.Page("pages/mlp.py", title="MLP", icon=":material/show_chart:", url_path="mlp")
+CNN_PAGE = st.Page("pages/cnn.py", title="CNN", icon=":material/grid_on:", url_path="cnn")
+DRAW_PAGE = st.Page("pages/draw.py", title="Draw", icon=":material/draw:", url_path="draw")
 st.navigation([HOME_PAGE, MLP_PAGE, CNN_PAGE, DRAW_PAGE]).run()

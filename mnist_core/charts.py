@@ -18,6 +18,7 @@ METRIC_TITLES = {
 }
 ACCURACY_METRICS = ("train_acc", "test_acc")
 HEIGHT = 260
+SCHEME = "tableau10"  # ten clearly different colours; the default blues make 0.1 and 0.01 look alike
 
 
 def series_order(frame: pd.DataFrame, column: str = "series") -> list[str]:
@@ -29,7 +30,7 @@ def series_order(frame: pd.DataFrame, column: str = "series") -> list[str]:
 
 def _color(frame: pd.DataFrame, title: str) -> alt.Color:
     return alt.Color("series:N", title=title, sort=series_order(frame),
-                     scale=alt.Scale(domain=series_order(frame)), legend=alt.Legend(orient="bottom", columns=4))
+                     scale=alt.Scale(domain=series_order(frame), scheme=SCHEME), legend=alt.Legend(orient="bottom", columns=4))
 
 
 def metric_chart(frame: pd.DataFrame, metric: str, *, log_scale: bool = False, legend_title: str = "value") -> alt.Chart:
@@ -80,7 +81,7 @@ def timing_chart(frame: pd.DataFrame, legend_title: str = "value") -> alt.Chart:
     chart = alt.Chart(frame.assign(series=frame["value"])).mark_bar().encode(
         x=alt.X("value:N", title=legend_title, sort=order, axis=alt.Axis(labelAngle=0)),
         y=alt.Y("s_per_epoch:Q", title="Seconds per epoch"),
-        color=alt.Color("series:N", sort=order, scale=alt.Scale(domain=order), legend=None),
+        color=alt.Color("series:N", sort=order, scale=alt.Scale(domain=order, scheme=SCHEME), legend=None),
         tooltip=[alt.Tooltip("value:N", title=legend_title), alt.Tooltip("s_per_epoch:Q", title="s/epoch"),
                  alt.Tooltip("steps_per_epoch:Q", title="steps/epoch"), alt.Tooltip("samples_per_s:Q", title="samples/s"),
                  alt.Tooltip("cached:N")])

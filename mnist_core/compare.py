@@ -292,7 +292,7 @@ def from_query_params(params: Mapping[str, Any], model: str | None = None) -> Co
     return make_comparison(base, clean[URL_PARAM].strip(), clean[URL_VALUES])
 
 
-def run_label(run: RunResult) -> str:
+def run_label(run: RunResult, with_accuracy: bool = True) -> str:
     """A cached run in one short line, for pickers: what it is and how good it got."""
     c = run.config
     if c.model == "mlp":
@@ -302,4 +302,5 @@ def run_label(run: RunResult) -> str:
     final = run.final
     accuracy = f"{100 * final.test_acc:.1f}%" if final else "no epoch finished"
     return (f"{arch} · {c.optimizer} lr {c.lr:g} · batch {c.batch_size} · {len(run.epochs)} ep on "
-            f"{c.train_size:,} images · {accuracy}" + (" · diverged" if run.status == "diverged" else ""))
+            f"{c.train_size:,} images" + (f" · {accuracy}" if with_accuracy else "")
+            + (" · diverged" if run.status == "diverged" else ""))

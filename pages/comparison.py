@@ -31,6 +31,8 @@ from pages.shared import dataset_or_error, percent, run_cache, test_set_report
 log = logging.getLogger(__name__)
 
 QUICK_LOOK_SIZE = 5_000
+PRESET_BUTTONS = {"mlp-lr": "Learning rate", "mlp-epochs": "Epochs", "mlp-batch": "Batch size",
+                  "mlp-activation": "Activations", "cnn-stride": "Stride", "cnn-filter": "Filter size"}
 PROGRESS_INTERVAL = 0.1   # seconds between progress-bar updates: fast enough to look live, light on the socket
 HEARTBEAT_INTERVAL = 0.25
 
@@ -150,7 +152,7 @@ def sidebar(model: str) -> None:
         presets = [p for p in PRESETS.values() if p.base.model == model]
         columns = st.columns(2)
         for i, preset in enumerate(presets):
-            columns[i % 2].button(preset.title.split(": ", 1)[-1].capitalize(), key=f"{model}.preset.{preset.name}",
+            columns[i % 2].button(PRESET_BUTTONS.get(preset.name, preset.title), key=f"{model}.preset.{preset.name}",
                                   on_click=load_preset, args=(model, preset.name), width="stretch",
                                   help=preset.description)
 
@@ -165,10 +167,10 @@ def sidebar(model: str) -> None:
         st.subheader("Base settings")
         st.caption(f"Every run uses these; the compared {PARAM_TITLES.get(param, param)} overrides its own.")
         quick, full = st.columns(2)
-        quick.button(f"Quick look: {QUICK_LOOK_SIZE:,}", key=f"{model}.quick", on_click=set_train_size,
+        quick.button(f"Quick: {QUICK_LOOK_SIZE // 1000}k", key=f"{model}.quick", on_click=set_train_size,
                      args=(model, QUICK_LOOK_SIZE), width="stretch",
-                     help="Train on fewer images: results in seconds, a few points less accurate.")
-        full.button(f"Full: {MNIST_TRAIN_SIZE:,}", key=f"{model}.full", on_click=set_train_size,
+                     help=f"Quick look: train on {QUICK_LOOK_SIZE:,} images for results in seconds, a few points less accurate.")
+        full.button(f"Full: {MNIST_TRAIN_SIZE // 1000}k", key=f"{model}.full", on_click=set_train_size,
                     args=(model, MNIST_TRAIN_SIZE), width="stretch")
         if model == "mlp":
             first, second = st.columns(2)
@@ -226,7 +228,7 @@ def comparison_page(model: str) -> None:
 
     plan_section(model, items, data, cache)
     if model == "cnn" and valid:
-        with st.expander("Shape flow: the image's shape after each layer", expanded=False):
+        with st.expander("Shape flow: the image's shape after each layer", expanded=True):
             st.dataframe(shape_flow_frame(items), hide_index=True, width="stretch")
 
     run_column, cancel_column, _ = st.columns([2, 1, 5])

@@ -13,8 +13,9 @@ from mnist_core.preprocess import ImageError, load_image_bytes, to_mnist
 from pages.shared import dataset_or_error, run_cache, trained_model
 
 # The seed's MLP (N(0, 1) init, Adam, lr 0.001, batch 100) for a few epochs: under a minute on a laptop CPU.
-STARTER = RunConfig(model="mlp", epochs=5)
+STARTER = RunConfig(model="mlp", epochs=3)
 MODELS_PER_ROW = 4
+DEFAULT_MODELS = 3  # the newest runs: often the values of the comparison just made, side by side
 RUNS_KEY = "draw.cfg.runs"
 
 st.title("Draw a digit")
@@ -74,7 +75,7 @@ known = {r.key: r for r in runs}
 # Runs chosen earlier may have left the cache since; a multiselect must not hold unknown options.
 # (kept under a key of its own too: Streamlit forgets a widget's value while another page is shown)
 remembered = st.session_state.get(RUNS_KEY, st.session_state.get("draw.saved_runs", []))
-st.session_state[RUNS_KEY] = [k for k in remembered if k in known] or [runs[0].key]
+st.session_state[RUNS_KEY] = [k for k in remembered if k in known] or [r.key for r in runs[:DEFAULT_MODELS]]
 chosen = st.multiselect("Models to ask", list(known), key=RUNS_KEY, format_func=lambda k: run_label(known[k]),
                         help="Runs in the cache, newest first. Pick several, e.g. the four runs of an activation "
                              "comparison, to see them side by side.")
