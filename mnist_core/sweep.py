@@ -2,16 +2,23 @@
 
 Runs already cached cost nothing. Configs that differ only in their number of epochs are one run:
 the longest is trained and the shorter ones are its first epochs, stored with their own weights.
+Trainings that keep the model's shape and batch size (a learning-rate, init, seed, optimizer or
+activation sweep of the MLP) train together, stacked (stacked.py); every run is still stored
+under its own key with its own weights.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .cache import RunCache
+from filelock import Timeout
+
+from .cache import Cancelled, RunCache
 from .config import RunConfig
 from .data import MnistData
+from .stacked import MAX_STACK, stack_key, train_stacked
 from .train import RunResult, StopFn
+from .train import train as train_one
 
 SweepProgressFn = Callable[[int, int, float, dict[str, Any]], None]  # (run index, epoch, fraction, metrics)
 
@@ -40,6 +47,15 @@ def plan(configs: list[RunConfig], data: MnistData, cache: RunCache) -> tuple[di
     return cached, jobs
 
 
+def stacks(jobs: list[Job], device: str) -> list[list[Job]]:
+    """The jobs grouped into trainings: jobs whose configs share a stack key train together."""
+    groups: dict[Any, list[Job]] = {}
+    for i, job in enumerate(jobs):
+        key = stack_key(job.config, device)
+        groups.setdefault(("alone", i) if key is None else key, []).append(job)
+    return [group[at:at + MAX_STACK] for group in groups.values() for at in range(0, len(group), MAX_STACK)]
+
+
 def run_sweep(configs: list[RunConfig], data: MnistData, cache: RunCache, *,
               progress: SweepProgressFn | None = None, should_stop: StopFn | None = None,
               on_result: Callable[[int, RunResult], None] | None = None) -> list[RunResult | None]:
@@ -50,29 +66,98 @@ def run_sweep(configs: list[RunConfig], data: MnistData, cache: RunCache, *,
         results[i] = hit
         if on_result:
             on_result(i, hit)
-    for job in jobs:
+    for group in stacks(jobs, data.device.type):
         if should_stop is not None and should_stop():
             break
 
-        def job_progress(epoch: int, fraction: float, metrics: dict[str, Any], job: Job = job) -> None:
-            for i in job.serves:
+        def job_progress(j: int, epoch: int, fraction: float, metrics: dict[str, Any], group=group) -> None:
+            for i in group[j].serves:
                 if progress is not None and epoch <= configs[i].epochs:
                     progress(i, epoch, fraction, metrics)
 
-        snapshot_epochs = {configs[i].epochs for i in job.serves} - {job.config.epochs}
-        longest = cache.get_or_train(job.config, data, progress=job_progress, should_stop=should_stop,
-                                     snapshot_epochs=snapshot_epochs)
-        for i in job.serves:
-            if configs[i].epochs == job.config.epochs:
-                results[i] = longest
-            elif (shorter := cache.get(cache.key_for(configs[i], data))) is not None:
-                shorter.cached = longest.cached  # trained just now, as the first epochs of the longest run
-                results[i] = shorter
-            elif longest.status == "diverged":  # it diverged before this run's last epoch: so would this run
-                results[i] = _truncated(longest, configs[i])
-            if on_result and results[i] is not None:
-                on_result(i, results[i])
+        snapshot_epochs = [{configs[i].epochs for i in job.serves} - {job.config.epochs} for job in group]
+        if len(group) == 1:
+            longest = [cache.get_or_train(group[0].config, data, should_stop=should_stop,
+                                          progress=lambda *a: job_progress(0, *a), snapshot_epochs=snapshot_epochs[0])]
+        else:
+            longest = get_or_train_stacked(cache, [job.config for job in group], data, progress=job_progress,
+                                           should_stop=should_stop, snapshot_epochs=snapshot_epochs)
+        for job, result in zip(group, longest):
+            for i in job.serves:
+                results[i] = _serve(configs[i], result, data, cache)
+                if on_result and results[i] is not None:
+                    on_result(i, results[i])
     return results
+
+
+def _serve(config: RunConfig, longest: RunResult, data: MnistData, cache: RunCache) -> RunResult | None:
+    """The result for `config` from the training of its longest twin."""
+    if config.epochs == longest.config.epochs:
+        return longest
+    if (shorter := cache.get(cache.key_for(config, data))) is not None:
+        shorter.cached = longest.cached  # trained just now, as the first epochs of the longest run
+        return shorter
+    if longest.status == "diverged":  # it diverged before this run's last epoch: so would this run
+        return _truncated(longest, config)
+    return None
+
+
+def get_or_train_stacked(cache: RunCache, configs: list[RunConfig], data: MnistData, *,
+                         progress: SweepProgressFn | None = None, should_stop: StopFn | None = None,
+                         snapshot_epochs: list[set[int]] | None = None) -> list[RunResult]:
+    """cache.get_or_train for several configs that train stacked: each is cached under its own key.
+
+    The keys' locks are taken in sorted order, so two processes asking for overlapping sweeps cannot
+    deadlock; a run some other process finished meanwhile is served from the cache, not retrained.
+    """
+    keys = [cache.key_for(c, data) for c in configs]
+    snapshot_epochs = snapshot_epochs or [set() for _ in configs]
+    results: list[RunResult | None] = [cache.get(key) for key in keys]
+    if all(r is not None for r in results):
+        return results
+    locks = []
+    try:
+        for key in sorted(set(keys)):
+            locks.append(_acquire(cache, key, should_stop))
+        results = [cache.get(key) for key in keys]
+        todo = [k for k, r in enumerate(results) if r is None]
+        if not todo:
+            return results
+
+        def todo_progress(j: int, epoch: int, fraction: float, metrics: dict[str, Any]) -> None:
+            if progress is not None:
+                progress(todo[j], epoch, fraction, metrics)
+
+        if len(todo) == 1:  # the others were trained meanwhile by another process
+            trained = [train_one(configs[todo[0]], data, progress=lambda *a: todo_progress(0, *a),
+                                 should_stop=should_stop, snapshot_epochs=snapshot_epochs[todo[0]])]
+        else:
+            trained = train_stacked([configs[k] for k in todo], data, progress=todo_progress,
+                                    should_stop=should_stop, snapshot_epochs=[snapshot_epochs[k] for k in todo])
+        for k, (result, snapshots) in zip(todo, trained):
+            result.key = keys[k]
+            for epochs, weights in snapshots.items():  # complete shorter runs, even if this one stopped later
+                shorter = result.prefix(epochs, weights)
+                shorter.key = cache.key_for(shorter.config, data)
+                cache.put(shorter)
+            cache.put(result)
+            results[k] = result
+        return results
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+def _acquire(cache: RunCache, key: str, should_stop: StopFn | None):
+    """Waits for the key's lock; gives up (Cancelled) if the caller is told to stop meanwhile."""
+    lock = cache.lock(key)
+    while True:
+        try:
+            lock.acquire(timeout=0.5)
+            return lock
+        except Timeout:
+            if should_stop is not None and should_stop():
+                raise Cancelled(f"stopped while waiting for run {key}") from None
 
 
 def _truncated(longest: RunResult, config: RunConfig) -> RunResult:
