@@ -1,7 +1,7 @@
 """MNIST hyperparameter lab: `streamlit run app.py`.
 
 The entry point: lists the pages and draws the home page (what the app does, the device it trains
-on, where the dataset is, the runs already cached). The pages live in pages/; the work in mnist_core/.
+on, where the dataset is, the runs already cached). The pages live in app_pages/ (not pages/: see README); the work in mnist_core/.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 from mnist_core import resolve_device
 from mnist_core.compare import run_label
-from pages.shared import dataset_or_error, run_cache
+from app_pages.shared import dataset_or_error, run_cache
 
 
 def home() -> None:
@@ -58,7 +58,7 @@ def home() -> None:
 
 st.set_page_config(page_title="MNIST hyperparameter lab", page_icon="🔢", layout="wide")
 HOME_PAGE = st.Page(home, title="Home", icon=":material/home:", default=True)
-MLP_PAGE = st.Page("pages/mlp.py", title="MLP", icon=":material/show_chart:", url_path="mlp")
-CNN_PAGE = st.Page("pages/cnn.py", title="CNN", icon=":material/grid_on:", url_path="cnn")
-DRAW_PAGE = st.Page("pages/draw.py", title="Draw", icon=":material/draw:", url_path="draw")
+MLP_PAGE = st.Page("app_pages/mlp.py", title="MLP", icon=":material/show_chart:", url_path="mlp")
+CNN_PAGE = st.Page("app_pages/cnn.py", title="CNN", icon=":material/grid_on:", url_path="cnn")
+DRAW_PAGE = st.Page("app_pages/draw.py", title="Draw", icon=":material/draw:", url_path="draw")
 st.navigation([HOME_PAGE, MLP_PAGE, CNN_PAGE, DRAW_PAGE]).run()

@@ -58,7 +58,7 @@ def test_home_page_shows_device_dataset_and_cache():
 
 
 def test_home_page_explains_missing_data(tmp_path, monkeypatch):
-    from pages import shared
+    from app_pages import shared
     monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path / "nowhere"))
     shared.dataset.clear()
     try:
@@ -70,9 +70,9 @@ def test_home_page_explains_missing_data(tmp_path, monkeypatch):
         shared.dataset.clear()
 
 
-@pytest.mark.parametrize("page, title", [("pages/mlp.py", "MLP: compare hyperparameters"),
-                                         ("pages/cnn.py", "CNN: compare hyperparameters"),
-                                         ("pages/draw.py", "Draw a digit")])
+@pytest.mark.parametrize("page, title", [("app_pages/mlp.py", "MLP: compare hyperparameters"),
+                                         ("app_pages/cnn.py", "CNN: compare hyperparameters"),
+                                         ("app_pages/draw.py", "Draw a digit")])
 def test_each_page_renders(page, title):
     at = open_page(page)
     assert at.title[0].value == title
@@ -80,7 +80,7 @@ def test_each_page_renders(page, title):
 
 
 def test_mlp_comparison_runs_draws_charts_and_then_comes_from_the_cache():
-    at = open_page("pages/mlp.py")
+    at = open_page("app_pages/mlp.py")
     set_mlp(at, "0.01, 0.001", seed=11)
     assert metric(at, "Runs") == "2" and metric(at, "Already cached") == "0 of 2"
 
@@ -101,16 +101,16 @@ def test_mlp_comparison_runs_draws_charts_and_then_comes_from_the_cache():
 
 
 def test_switching_pages_keeps_the_settings():
-    at = open_page("pages/mlp.py")
+    at = open_page("app_pages/mlp.py")
     set_mlp(at, "0.05, 0.005", seed=12)
-    at.switch_page("pages/draw.py").run()
-    at.switch_page("pages/mlp.py").run()
+    at.switch_page("app_pages/draw.py").run()
+    at.switch_page("app_pages/mlp.py").run()
     assert at.text_input(key="mlp.cfg.values").value == "0.05, 0.005"
     assert at.number_input(key="mlp.cfg.seed").value == 12
 
 
 def test_a_batch_size_comparison_shows_more_steps_for_smaller_batches():
-    at = open_page("pages/mlp.py")
+    at = open_page("app_pages/mlp.py")
     set_mlp(at, "10, 500", seed=13, param="batch_size")
     at.button(key="mlp.run").click().run()
     timing = timing_table(at).set_index("value")
@@ -125,7 +125,7 @@ def test_a_batch_size_comparison_shows_more_steps_for_smaller_batches():
     ("batch_size", 5000, "batch size must be between 1 and the training-set size"),
 ])
 def test_bad_input_shows_an_error_and_nothing_crashes(widget, value, message):
-    at = open_page("pages/mlp.py")
+    at = open_page("app_pages/mlp.py")
     at.number_input(key="mlp.cfg.train_size").set_value(1000)
     element = at.text_input(key=f"mlp.cfg.{widget}") if widget == "values" else at.number_input(key=f"mlp.cfg.{widget}")
     element.set_value(value).run()
@@ -137,13 +137,13 @@ def test_bad_input_shows_an_error_and_nothing_crashes(widget, value, message):
 def test_a_shared_link_shows_the_same_comparison_from_the_cache():
     base = RunConfig(model="mlp", epochs=2, train_size=1000, seed=14)
     link = to_query_params(make_comparison(base, "lr", "0.01, 0.001"))
-    first = open_page("pages/mlp.py", query=link)
+    first = open_page("app_pages/mlp.py", query=link)
     assert first.text_input(key="mlp.cfg.values").value == "0.01, 0.001"
     assert first.number_input(key="mlp.cfg.seed").value == 14
     assert not first.get("vega_lite_chart")  # nothing cached: a link alone trains nothing
     first.button(key="mlp.run").click().run()
 
-    classmate = open_page("pages/mlp.py", query=link)
+    classmate = open_page("app_pages/mlp.py", query=link)
     assert metric(classmate, "Already cached") == "2 of 2"
     assert timing_table(classmate)["cached"].all()
     assert len(chart_specs(classmate)) >= 4
@@ -151,13 +151,13 @@ def test_a_shared_link_shows_the_same_comparison_from_the_cache():
 
 def test_a_bad_link_shows_an_error():
     link = {**to_query_params(make_comparison(RunConfig(), "lr", "0.1")), "lr": "fast"}
-    at = open_page("pages/mlp.py", query=link)
+    at = open_page("app_pages/mlp.py", query=link)
     assert any("This link does not describe a comparison" in e.value and "lr must be a number" in e.value
                for e in at.error)
 
 
 def test_cnn_invalid_value_is_an_error_while_the_other_value_runs():
-    at = open_page("pages/cnn.py")
+    at = open_page("app_pages/cnn.py")
     at.number_input(key="cnn.cfg.train_size").set_value(200)
     at.number_input(key="cnn.cfg.epochs").set_value(1)
     at.number_input(key="cnn.cfg.padding").set_value(0)
@@ -186,11 +186,11 @@ def digit_png(mnist, index: int) -> bytes:
 
 
 def test_draw_page_trains_a_starter_and_reads_an_uploaded_digit(mnist, tmp_path, monkeypatch):
-    from pages import shared
+    from app_pages import shared
     monkeypatch.setattr("mnist_core.cache.CACHE_DIR", tmp_path)  # an empty cache: the page offers a starter model
     shared.run_cache.clear()
     try:
-        at = open_page("pages/draw.py")
+        at = open_page("app_pages/draw.py")
         assert any("No trained model yet" in i.value for i in at.info)
         at.button(key="draw.train_starter").click().run()
         assert not at.exception
@@ -208,3 +208,22 @@ def test_draw_page_trains_a_starter_and_reads_an_uploaded_digit(mnist, tmp_path,
     finally:
         monkeypatch.undo()
         shared.run_cache.clear()
+
+
+def test_hosted_mode_refuses_a_request_over_the_cap_and_trains_nothing(monkeypatch):
+    from app_pages import shared
+    monkeypatch.setenv("MNIST_LAB_HOSTED", "1")
+    monkeypatch.setenv("MNIST_LAB_MAX_IMAGE_PASSES", "3000")  # 1000 images x 2 epochs x 2 runs = 4000
+    for resource in (shared.hosting, shared.run_cache, shared.training_slots):
+        resource.clear()
+    try:
+        at = open_page("app_pages/mlp.py")
+        set_mlp(at, "0.02, 0.002", seed=12)
+        at.button(key="mlp.run").click().run()
+        assert not at.exception
+        assert any("4,000 images" in e.value and "allows 3,000" in e.value for e in at.error)
+        assert metric(at, "Already cached") == "0 of 2"
+    finally:
+        monkeypatch.undo()
+        for resource in (shared.hosting, shared.run_cache, shared.training_slots):
+            resource.clear()

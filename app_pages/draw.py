@@ -10,7 +10,7 @@ from mnist_core.charts import probability_chart
 from mnist_core.compare import run_label
 from mnist_core.evaluate import predict, probability_table
 from mnist_core.preprocess import ImageError, load_image_bytes, to_mnist
-from pages.shared import dataset_or_error, run_cache, trained_model
+from app_pages.shared import OverTheCap, dataset_or_error, run_cache, trained_model, training_turn
 
 # The seed's MLP (N(0, 1) init, Adam, lr 0.001, batch 100) for a few epochs: under a minute on a laptop CPU.
 STARTER = RunConfig(model="mlp", epochs=3)
@@ -38,7 +38,13 @@ if not runs:
             bar.progress(min((epoch - 1 + fraction) / STARTER.epochs, 1.0),
                          text=f"Training the seed's MLP: epoch {epoch}/{STARTER.epochs}")
 
-        (starter,) = run_sweep([STARTER], data, cache, progress=show_progress)
+        try:
+            with training_turn([STARTER], data, cache, lambda text: bar.progress(0.0, text=text)):
+                (starter,) = run_sweep([STARTER], data, cache, progress=show_progress)
+        except OverTheCap as e:
+            bar.empty()
+            st.error(str(e))
+            st.stop()
         bar.empty()
         st.session_state[RUNS_KEY] = [starter.key]
         st.rerun()

@@ -1,4 +1,4 @@
 """MLP page: compare one hyperparameter of the seed's multilayer perceptron."""
-from pages.comparison import comparison_page
+from app_pages.comparison import comparison_page
 
 comparison_page("mlp")

@@ -26,7 +26,8 @@ from mnist_core.config import ACTIVATIONS, CONV_LAYERS, INITS, MAX_EPOCHS, MNIST
 from mnist_core.evaluate import confusion_table
 from mnist_core.charts import confusion_chart
 from mnist_core.train import EpochMetrics, RunResult
-from pages.shared import dataset_or_error, percent, run_cache, test_set_report
+from app_pages.shared import (OverTheCap, dataset_or_error, percent, run_cache, test_set_report,
+                              training_turn)
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,8 @@ def comparison_page(model: str) -> None:
         st.error(link_error)
     if notice := st.session_state.pop(f"{model}.notice", None):
         st.warning(notice)
+    if done := st.session_state.pop(f"{model}.done", None):
+        st.success(done)
     if (preset := st.session_state.get(f"{model}.preset")) is not None:
         st.info(f"**{PRESETS[preset].title}.** {PRESETS[preset].description}")
 
@@ -337,7 +340,14 @@ def train_section(model: str, comparison: Comparison, valid: list[Entry], data, 
         return False
 
     try:
-        results = run_sweep(configs, data, cache, progress=progress, should_stop=should_stop, on_result=on_result)
+        with training_turn(configs, data, cache, lambda text: overall.progress(0.0, text=text)):
+            results = run_sweep(configs, data, cache, progress=progress, should_stop=should_stop,
+                                on_result=on_result)
+    except OverTheCap as e:
+        area.empty()
+        cancel_slot.empty()
+        st.error(str(e))
+        return
     except Exception as e:  # a failure the student cannot fix by typing: say so plainly, keep the app alive
         log.exception("training failed")
         area.empty()
@@ -348,8 +358,10 @@ def train_section(model: str, comparison: Comparison, valid: list[Entry], data, 
     cancel_slot.empty()
     st.session_state[f"{model}.fresh"] = {id_of(r.config): r for r in results if r is not None}
     trained = sum(1 for r in results if r is not None and not r.cached)
-    st.success(f"Done: {trained} run(s) trained in {format_seconds(time.monotonic() - started)}, "
-               f"{len(results) - trained} served from the cache.")
+    st.session_state[f"{model}.done"] = (f"Done: {trained} run(s) trained in "
+                                         f"{format_seconds(time.monotonic() - started)}, "
+                                         f"{len(results) - trained} served from the cache.")
+    st.rerun()  # draw the page again from the top: the plan above now counts the new runs as cached
 
 
 def id_of(config: RunConfig) -> str:

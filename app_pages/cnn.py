@@ -1,4 +1,4 @@
 """CNN page: compare stride, filter size or a training option of the seed's CNN."""
-from pages.comparison import comparison_page
+from app_pages.comparison import comparison_page
 
 comparison_page("cnn")

@@ -1,0 +1,314 @@
+"""End to end: `streamlit run app.py` on localhost, driven in headless Chromium as a class would use it.
+
+Debian's chromium package is the browser (Playwright's own browser download cannot work here). The
+tests skip, saying so, only where no Chromium is installed. Screenshots land in test-artifacts/ and
+refresh the README's in docs/screenshots/.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"No Chromium at {CHROMIUM}: install Debian's chromium package (apt-get install chromium)")
+
+# A comparison small enough to train in a few seconds on 2 cores.
+SMALL = {"model": "mlp", "init": "xavier_uniform", "epochs": "2", "train_size": "3000", "batch_size": "50",
+         "compare": "lr", "values": "0.01,0.001"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, tmp: Path, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.cache_dir = tmp / "cache"
+        self.log_path = tmp / "streamlit.log"
+        self.env = {**os.environ, "MNIST_CACHE_DIR": str(self.cache_dir), **env}
+        self.env.setdefault("MNIST_DATA_DIR", str(ROOT.parent / "shared" / "data" / "mnist"))
+
+    def __enter__(self) -> "Server":
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(self.port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2).read() == b"ok":
+                    return self
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"streamlit did not start: {self.log_path.read_text()[-2000:]}")
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+    def rss_mb(self) -> float:
+        """Resident memory of the server process, in MB."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS")
+
+    def cached_runs(self) -> list[Path]:
+        return sorted((self.cache_dir / "runs").glob("*.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with Server(tmp_path_factory.mktemp("e2e")) as s:
+        yield s
+
+
+def new_page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    return context.new_page()
+
+
+IDLE = """() => !document.querySelector('[data-testid="stStatusWidget"]')
+             && !!document.querySelector('[data-testid="stMain"] h1')"""
+
+
+def settle(page, timeout: float = 120) -> None:
+    """Waits until the app has drawn its page and finished its script run, and stays so for a moment
+    (the running indicator comes and goes between the reruns a click can cause)."""
+    deadline = time.time() + timeout
+    quiet_since = None
+    while time.time() < deadline:
+        if page.evaluate(IDLE):
+            quiet_since = quiet_since or time.time()
+            if time.time() - quiet_since > 1.0:
+                return
+        else:
+            quiet_since = None
+        page.wait_for_timeout(200)
+    raise TimeoutError(f"the app was still running after {timeout} s")
+
+
+def no_errors(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0, page.locator('[data-testid="stException"]').first.inner_text()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ARTIFACTS / f"{name}.png", SCREENSHOTS / f"{name}.png")
+
+
+def nav_labels(page) -> list[str]:
+    # each link reads "<material icon name>\n\n<label>"
+    return [t.strip().splitlines()[-1] for t in page.locator('[data-testid="stSidebarNavLink"]').all_inner_texts()]
+
+
+def table_text(page, expect: str, timeout: float = 20) -> str:
+    """The text of the st.dataframes on the page, once `expect` is in it (the grid is drawn on a canvas;
+    its accessible copy behind fills in a moment after the page settles)."""
+    script = """() => Array.from(document.querySelectorAll('[data-testid="stDataFrame"]'))
+                       .map(table => table.textContent).join('\\n')"""
+    deadline = time.time() + timeout
+    while expect.lower() not in (text := page.evaluate(script)).lower() and time.time() < deadline:
+        page.wait_for_timeout(250)
+    return text
+
+
+def comparison_url(server: Server, **changes: str) -> str:
+    return f"{server.url}/mlp?{urlencode({**SMALL, **changes})}"
+
+
+def run_comparison(page, timeout: float = 180) -> None:
+    page.get_by_role("button", name="Run comparison").click()
+    settle(page, timeout)
+
+
+# -- the tests, in the order a class meets the app -----------------------------------------------
+
+def test_a_shared_link_works_as_the_first_visit_to_a_fresh_server(server, browser):
+    page = new_page(browser)
+    page.goto(comparison_url(server))
+    settle(page)
+    no_errors(page)
+    assert nav_labels(page) == ["Home", "MLP", "CNN", "Draw"]
+    assert page.get_by_role("button", name="Run comparison").is_visible()
+    page.context.close()
+
+
+@pytest.mark.parametrize("path, title", [("", "MNIST hyperparameter lab"), ("mlp", "MLP"), ("cnn", "CNN"),
+                                         ("draw", "Draw a digit")])
+def test_each_page_opens_without_an_error(server, browser, path, title):
+    page = new_page(browser)
+    page.goto(f"{server.url}/{path}")
+    settle(page)
+    no_errors(page)
+    assert title in page.locator("h1").first.inner_text()
+    if path == "cnn":
+        assert page.get_by_text("Shape flow").first.is_visible()
+        assert "flatten" in table_text(page, "flatten")  # the shape-flow table
+    page.context.close()
+
+
+def test_the_draw_page_trains_a_starter_model_and_reads_a_drawn_digit(server, browser):
+    page = new_page(browser)
+    page.goto(f"{server.url}/draw")
+    settle(page)
+    page.get_by_role("button", name="Train a starter model").click()
+    settle(page, 300)
+    no_errors(page)
+    canvas = page.locator(".st-key-draw-canvas canvas").last  # the component's drawing layer (in a shadow root)
+    canvas.wait_for(timeout=30_000)
+    box = canvas.bounding_box()
+    # a "1": one vertical stroke, drawn with real mouse events on the canvas
+    x, top = box["x"] + 140, box["y"] + 40
+    page.mouse.move(x, top)
+    page.mouse.down()
+    for step in range(1, 21):
+        page.mouse.move(x + step * 0.5, top + step * 10)
+    page.mouse.up()
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=60_000)
+    settle(page)
+    no_errors(page)
+    reads = page.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
+    assert reads == "1", f"the starter model read {reads!r}"
+    assert page.get_by_text("What the models see").is_visible()
+    shot(page, "draw")
+    page.context.close()
+
+
+def test_a_small_comparison_runs_and_shows_charts_and_timing(server, browser):
+    page = new_page(browser)
+    page.goto(comparison_url(server))
+    settle(page)
+    run_comparison(page)
+    no_errors(page)
+    assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 4  # train loss, test loss, test accuracy, final
+    assert page.get_by_role("heading", name="Time").is_visible()
+    assert "steps / epoch" in table_text(page, "steps / epoch")
+    shot(page, "mlp")
+    page.context.close()
+
+
+def test_a_shared_link_in_a_fresh_browser_shows_the_same_results_from_the_cache(server, browser):
+    before = server.cached_runs()
+    page = new_page(browser)
+    page.goto(comparison_url(server))
+    settle(page)
+    no_errors(page)
+    assert page.get_by_text("2 of 2").first.is_visible()  # both runs already cached
+    assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 4
+    assert server.cached_runs() == before  # nothing was trained to show it
+    page.context.close()
+
+
+def test_the_cnn_page_shows_the_seed_stride_experiment_shapes(server, browser):
+    page = new_page(browser)
+    page.goto(f"{server.url}/cnn?{urlencode({'model': 'cnn', 'epochs': '1', 'train_size': '500', 'compare': 'stride', 'values': '1,5'})}")
+    settle(page)
+    no_errors(page)
+    flow = table_text(page, "2048")
+    assert "2048" in flow and "128" in flow  # stride 1 and stride 5 flatten to these
+    run_comparison(page)
+    no_errors(page)
+    shot(page, "cnn")
+    page.context.close()
+
+
+def test_home_page_lists_the_cached_runs(server, browser):
+    page = new_page(browser)
+    page.goto(server.url)
+    settle(page)
+    no_errors(page)
+    assert page.get_by_text("Runs in the cache").is_visible()
+    assert page.get_by_text("MNIST found").is_visible()
+    shot(page, "home")
+    page.context.close()
+
+
+def test_five_users_asking_for_the_same_new_comparison_get_it_trained_once(server, browser):
+    url = comparison_url(server, seed="4242", epochs="3")
+    pages = [new_page(browser) for _ in range(5)]
+    for page in pages:
+        page.goto(url)
+    for page in pages:
+        settle(page)
+    before = len(server.cached_runs())
+    peak_rss = server.rss_mb()
+    for page in pages:
+        page.get_by_role("button", name="Run comparison").click()
+    deadline = time.time() + 240
+    while time.time() < deadline and not all(p.locator('[data-testid="stVegaLiteChart"]').count() >= 4 and
+                                             not p.locator('[data-testid="stStatusWidget"]').count() for p in pages):
+        peak_rss = max(peak_rss, server.rss_mb())
+        time.sleep(0.5)
+    trained_here = []
+    for page in pages:
+        settle(page)
+        no_errors(page)
+        assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 4
+        done = page.get_by_text(re.compile(r"Done: \d+ run\(s\) trained")).first.inner_text()
+        trained_here.append(int(re.search(r"Done: (\d+) run", done).group(1)))
+        page.context.close()
+    assert len(server.cached_runs()) == before + 2
+    assert sorted(trained_here) == [0, 0, 0, 0, 2]  # one session trained both runs; four were served from the cache
+    print(f"server resident memory, peak while five sessions ran a comparison: {peak_rss:.0f} MB")
+    (ARTIFACTS / "memory.txt").write_text(f"peak_rss_mb={peak_rss:.0f}\n")
+
+
+def test_a_closed_tab_stops_its_training_and_frees_the_queue_for_the_next_user(server, browser):
+    before = len(server.cached_runs())
+    long_run = new_page(browser)
+    long_run.goto(comparison_url(server, seed="99", epochs="100", train_size="60000", batch_size="100"))
+    settle(long_run)
+    long_run.get_by_role("button", name="Run comparison").click()
+    long_run.wait_for_selector("text=epoch 1/100", timeout=60_000)
+
+    waiting = new_page(browser)
+    waiting.goto(comparison_url(server, seed="7"))
+    settle(waiting)
+    waiting.get_by_role("button", name="Run comparison").click()
+    waiting.wait_for_selector("text=in line", timeout=30_000)  # one training at a time: this user waits, and is told
+    no_errors(waiting)
+
+    long_run.context.close()  # the student closes the tab: nobody is left to see that training
+    settle(waiting, timeout=90)  # far sooner than the 200 epochs the closed tab had asked for
+    no_errors(waiting)
+    assert waiting.locator('[data-testid="stVegaLiteChart"]').count() >= 4
+    assert len(server.cached_runs()) == before + 2  # the waiting user's two runs; nothing of the abandoned one
+    waiting.context.close()
