@@ -52,7 +52,7 @@ class Server:
     def __enter__(self) -> "Server":
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+            [os.environ.get("LAB_SERVER_PYTHON", sys.executable), "-m", "streamlit", "run", "app.py", "--server.headless", "true",
              "--server.port", str(self.port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
              "--server.fileWatcherType", "none"],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
