@@ -127,7 +127,10 @@ def no_errors(page) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0, page.locator('[data-testid="stException"]').first.inner_text()
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, height: int = 2000) -> None:
+    # Streamlit scrolls inside its own container, so a full-page shot is only as tall as the window.
+    page.set_viewport_size({"width": 1400, "height": height})
+    page.wait_for_timeout(1500)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -208,7 +211,7 @@ def test_the_draw_page_trains_a_starter_model_and_reads_a_drawn_digit(server, br
     reads = page.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
     assert reads == "1", f"the starter model read {reads!r}"
     assert page.get_by_text("What the models see").is_visible()
-    shot(page, "draw")
+    shot(page, "draw", height=1300)
     page.context.close()
 
 
@@ -257,7 +260,7 @@ def test_home_page_lists_the_cached_runs(server, browser):
     no_errors(page)
     assert page.get_by_text("Runs in the cache").is_visible()
     assert page.get_by_text("MNIST found").is_visible()
-    shot(page, "home")
+    shot(page, "home", height=1000)
     page.context.close()
 
 
