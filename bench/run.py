@@ -32,6 +32,7 @@ import gzip
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -261,30 +262,39 @@ def vs_hardware(data: MnistData, batch_sizes: dict[int, int], repeats: int) -> N
 
 # -- 3. sweeps -------------------------------------------------------------------------------------
 
-def timed_sweep(configs: list[RunConfig], data: MnistData) -> tuple[float, list]:
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_sweep(configs: list[RunConfig], data: MnistData) -> tuple[float, list, float]:
+    """Wall seconds, results, and CPU seconds (the work done, which other processes' load barely moves)."""
     cache = RunCache(tempfile.mkdtemp(dir=WORK, prefix="runs-"))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     results = run_sweep(configs, data, cache)
-    return time.perf_counter() - start, results
+    return time.perf_counter() - start, results, cpu_seconds() - cpu
 
 
 def stacked_vs_separate(data: MnistData, cases: dict[int, int], repeats: int) -> None:
     for batch, n in cases.items():
         configs = [RunConfig(batch_size=batch, train_size=n, epochs=1, lr=lr) for lr in (0.1, 0.01, 0.001, 0.0001)]
         timed_sweep([c.replace(train_size=batch * 20) for c in configs], data)  # warm-up
-        together, apart, gaps = [], [], []
+        together, apart, gaps, work = [], [], [], []
         for _ in range(repeats):
-            seconds, stacked = timed_sweep(configs, data)
+            seconds, stacked, cpu = timed_sweep(configs, data)
             together.append(seconds)
             separate = [timed_sweep([c], data) for c in configs]
-            apart.append(sum(s for s, _ in separate))
+            apart.append(sum(s for s, _, _ in separate))
+            work.append(sum(c for _, _, c in separate) / cpu)
             gaps += [abs(a.final.test_acc - b[0].final.test_acc)
-                     for a, (_, b) in zip(stacked, separate) if a.config.lr <= 0.01]
+                     for a, (_, b, _) in zip(stacked, separate) if a.config.lr <= 0.01]
         note = f"4 lrs, 1 epoch on {n:,} images, batch {batch}"
         record("sweeps", f"lr sweep batch {batch}: 4 stacked", median(together), "s", note)
         record("sweeps", f"lr sweep batch {batch}: 4 one after another", median(apart), "s", note)
         record("sweeps", f"lr sweep batch {batch}: stacked speedup", median(apart) / median(together), "x",
-               "", ratio=True)
+               "wall time", ratio=True)
+        record("sweeps", f"lr sweep batch {batch}: stacked speedup in CPU time", median(work), "x",
+               "CPU seconds, separate / stacked", ratio=True)
         record("sweeps", f"lr sweep batch {batch}: max test-acc gap, lr <= 0.01", max(gaps), "",
                "rounding only; lr 0.1 is chaotic, any rounding change moves it")
 
@@ -293,7 +303,7 @@ def epoch_sweep(data: MnistData, n: int, really_separate: bool) -> None:
     base = RunConfig(lr=0.0001, batch_size=100, train_size=n)
     values = (5, 30, 50, 100)
     configs = [base.replace(epochs=e) for e in values]
-    seconds, results = timed_sweep(configs, data)
+    seconds, results, _ = timed_sweep(configs, data)
     trained = max(len(r.epochs) for r in results)
     note = f"{n:,} images, batch 100, 10k test pass per epoch"
     record("sweeps", "epoch sweep {5,30,50,100}: epochs trained, prefix reuse", trained, "epochs", note)
@@ -361,8 +371,10 @@ def main() -> None:
     if source is None:
         sys.exit("Set MNIST_DATA_DIR (e.g. MNIST_DATA_DIR=../shared/data/mnist): the seed's loop reads the same files.")
     data = load_mnist("cpu")
+    load_at_start = os.getloadavg()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY="
-          f"{os.environ.get('OMP_WAIT_POLICY')}, {'quick' if quick else 'full'} run", flush=True)
+          f"{os.environ.get('OMP_WAIT_POLICY')}, {'quick' if quick else 'full'} run, load average {load_at_start}",
+          flush=True)
 
     repeats = 2 if quick else 3
     mlp = RunConfig(model="mlp", activations=("relu", "relu"), init="normal", optimizer="adam", lr=0.001)
@@ -403,6 +415,7 @@ def main() -> None:
     try:
         machine["cpu_model"] = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                                     if line.startswith("model name"))
+        machine["load_average_at_start"] = load_at_start
         machine["load_average_at_end"] = os.getloadavg()
     except (OSError, StopIteration):
         pass
