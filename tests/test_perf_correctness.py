@@ -160,3 +160,11 @@ def test_no_step_reads_a_number_back_from_the_device(small_mnist, monkeypatch, s
     else:
         train(config, small_mnist, progress=lambda *a: None)
     assert 0 < len(reads) <= 60 < 200
+
+
+def test_a_stacked_sweep_is_reproducible(synthetic):
+    configs = [RunConfig(train_size=256, batch_size=32, epochs=2, lr=lr, init="normal") for lr in (0.1, 0.001)]
+    first, again = train_stacked(configs, synthetic), train_stacked(configs, synthetic)
+    for (a, _), (b, _) in zip(first, again):
+        assert [(m.train_loss, m.test_acc) for m in a.epochs] == [(m.train_loss, m.test_acc) for m in b.epochs]
+        assert all(torch.equal(a.weights[n], b.weights[n]) for n in a.weights)
