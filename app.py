@@ -1,17 +1,24 @@
 """MNIST hyperparameter lab: `streamlit run app.py`.
 
 The entry point: lists the pages and draws the home page (what the app does, the device it trains
-on, where the dataset is, the runs already cached). The pages live in app_pages/ (not pages/: see README); the work in mnist_core/.
+on, where the dataset is, the runs already cached). The pages live in app_pages/ (not pages/: see
+README); the work in mnist_core/.
 """
 from __future__ import annotations
 
-import pandas as pd
-import streamlit as st
-import torch
+import os
 
-from mnist_core import resolve_device
-from mnist_core.compare import run_label
-from app_pages.shared import dataset_or_error, run_cache
+# Before torch loads: on a shared server many sessions and the training compete for few cores, and
+# OpenMP's default spin-waiting threads then slow everyone 10-100x (measured in bench/run.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+import torch  # noqa: E402
+
+from app_pages.shared import dataset_or_error, run_cache  # noqa: E402
+from mnist_core import resolve_device  # noqa: E402
+from mnist_core.compare import run_label  # noqa: E402
 
 
 def home() -> None:

@@ -49,7 +49,6 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
 
 from mnist_core.cache import RunCache  # noqa: E402
 from mnist_core.config import RunConfig  # noqa: E402

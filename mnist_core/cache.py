@@ -148,23 +148,28 @@ class RunCache:
         key = self.key_for(config, data)
         if (hit := self.get(key)) is not None:
             return hit
-        lock = self._acquire(key, should_stop)
+        lock = self.acquire(key, should_stop)
         try:
             if (hit := self.get(key)) is not None:  # someone else trained it while we waited
                 return hit
             result, snapshots = trainer(config, data, progress=progress, should_stop=should_stop,
                                         snapshot_epochs=snapshot_epochs)
             result.key = key
-            for epochs, weights in snapshots.items():  # complete shorter runs, even if this one stopped later
-                shorter = result.prefix(epochs, weights)
-                shorter.key = self.key_for(shorter.config, data)
-                self.put(shorter)
-            self.put(result)
+            self.store(result, snapshots, data)
             return result
         finally:
             lock.release()
 
-    def _acquire(self, key: str, should_stop: StopFn | None) -> FileLock:
+    def store(self, result: RunResult, snapshots: dict[int, dict], data: MnistData) -> None:
+        """Stores a trained run and, as runs of their own, its snapshots: complete shorter runs of the
+        same config, kept even if this run stopped later (diverged or cancelled)."""
+        for epochs, weights in snapshots.items():
+            shorter = result.prefix(epochs, weights)
+            shorter.key = self.key_for(shorter.config, data)
+            self.put(shorter)
+        self.put(result)
+
+    def acquire(self, key: str, should_stop: StopFn | None = None) -> FileLock:
         """Waits for the key's lock; gives up (Cancelled) if the caller is told to stop meanwhile."""
         lock = self.lock(key)
         while True:

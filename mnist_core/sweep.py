@@ -11,9 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from filelock import Timeout
-
-from .cache import Cancelled, RunCache
+from .cache import RunCache
 from .config import RunConfig
 from .data import MnistData
 from .stacked import MAX_STACK, stack_key, train_stacked
@@ -118,7 +116,7 @@ def get_or_train_stacked(cache: RunCache, configs: list[RunConfig], data: MnistD
     locks = []
     try:
         for key in sorted(set(keys)):
-            locks.append(_acquire(cache, key, should_stop))
+            locks.append(cache.acquire(key, should_stop))
         results = [cache.get(key) for key in keys]
         todo = [k for k, r in enumerate(results) if r is None]
         if not todo:
@@ -136,28 +134,12 @@ def get_or_train_stacked(cache: RunCache, configs: list[RunConfig], data: MnistD
                                     should_stop=should_stop, snapshot_epochs=[snapshot_epochs[k] for k in todo])
         for k, (result, snapshots) in zip(todo, trained):
             result.key = keys[k]
-            for epochs, weights in snapshots.items():  # complete shorter runs, even if this one stopped later
-                shorter = result.prefix(epochs, weights)
-                shorter.key = cache.key_for(shorter.config, data)
-                cache.put(shorter)
-            cache.put(result)
+            cache.store(result, snapshots, data)
             results[k] = result
         return results
     finally:
         for lock in locks:
             lock.release()
-
-
-def _acquire(cache: RunCache, key: str, should_stop: StopFn | None):
-    """Waits for the key's lock; gives up (Cancelled) if the caller is told to stop meanwhile."""
-    lock = cache.lock(key)
-    while True:
-        try:
-            lock.acquire(timeout=0.5)
-            return lock
-        except Timeout:
-            if should_stop is not None and should_stop():
-                raise Cancelled(f"stopped while waiting for run {key}") from None
 
 
 def _truncated(longest: RunResult, config: RunConfig) -> RunResult:

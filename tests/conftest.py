@@ -4,6 +4,8 @@ import os
 import tempfile
 
 os.environ["MNIST_CACHE_DIR"] = tempfile.mkdtemp(prefix="mnist-lab-tests-")
+# The suite and the app servers it starts share 2 cores: spin-waiting OpenMP threads would stall them.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
 if not os.environ.get("MNIST_DATA_DIR") and os.path.isdir(_SHARED):
     os.environ["MNIST_DATA_DIR"] = os.path.abspath(_SHARED)  # this project's machines keep MNIST there

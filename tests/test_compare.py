@@ -6,7 +6,7 @@ import math
 import pytest
 
 from mnist_core import ConfigError, RunConfig, run_sweep
-from mnist_core.compare import (Comparison, entries, estimate, estimate_seconds, final_frame, from_query_params,
+from mnist_core.compare import (entries, estimate, estimate_seconds, final_frame, from_query_params,
                                 make_comparison, metrics_frame, shape_flow_frame, timing_frame, to_query_params)
 from mnist_core.train import EpochMetrics, RunResult
 

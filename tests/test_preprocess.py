@@ -6,8 +6,6 @@ trained MLP must read them within 2 points of its accuracy on the original image
 """
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 import torch
@@ -16,8 +14,8 @@ from torch.nn import functional as F
 
 from mnist_core import RunConfig
 from mnist_core.data import denormalize
-from mnist_core.evaluate import load_model, predict, probability_table
-from mnist_core.preprocess import ImageError, load_image_bytes, to_mnist
+from mnist_core.evaluate import load_model, predict
+from mnist_core.preprocess import to_mnist
 from mnist_core.train import train
 
 CANVAS = 280
