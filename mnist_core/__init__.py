@@ -1,17 +1,29 @@
 """mnist_core: everything the MNIST hyperparameter lab does, without any UI.
 
 data (MNIST as device tensors) -> config (RunConfig, presets, run_key) -> models (MLP, CNN, shape_flow)
--> train (the engine) -> cache (RunCache) -> sweep (comparisons) -> evaluate / preprocess -> cli.
-"""
-from .cache import Cancelled, RunCache, UnknownRunError
-from .config import PRESETS, ConfigError, Preset, RunConfig, run_key
-from .data import DataNotFoundError, MnistData, load_mnist, normalize
-from .models import build_model, format_flow, shape_flow
-from .sweep import run_sweep
-from .train import EpochMetrics, RunResult, resolve_device
+-> train (the engine; stacked.py trains a sweep's models together) -> cache (RunCache) -> sweep
+(comparisons) -> evaluate / preprocess -> compare / charts (for the app) -> hosting -> cli.
 
-__all__ = [
-    "Cancelled", "ConfigError", "DataNotFoundError", "EpochMetrics", "MnistData", "PRESETS", "Preset", "RunCache",
-    "RunConfig", "RunResult", "UnknownRunError", "build_model", "format_flow", "load_mnist", "normalize",
-    "resolve_device", "run_key", "run_sweep", "shape_flow",
-]
+Names are imported on first use (PEP 562), so `python -m mnist_core cache show KEY` never loads torch.
+"""
+from importlib import import_module
+
+_HOME = {
+    "Cancelled": "cache", "RunCache": "cache", "UnknownRunError": "cache",
+    "PRESETS": "config", "ConfigError": "config", "Preset": "config", "RunConfig": "config", "run_key": "config",
+    "DataNotFoundError": "errors", "DeviceError": "errors",
+    "MnistData": "data", "load_mnist": "data", "normalize": "data",
+    "build_model": "models", "format_flow": "models", "shape_flow": "models",
+    "run_sweep": "sweep",
+    "EpochMetrics": "results", "RunResult": "results",
+    "resolve_device": "train",
+}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module 'mnist_core' has no attribute {name!r}")
+    value = getattr(import_module(f".{_HOME[name]}", __name__), name)
+    globals()[name] = value
+    return value

@@ -4,6 +4,9 @@ The file holds the weights as tensors and the run's metrics as JSON in the safet
 an entry is one file, written to a temp name and renamed into place: a process killed mid-write
 leaves no entry that loads. Nothing is ever unpickled. A file lock per key makes two processes
 asking for the same uncached config train it once.
+
+Reading a run's metrics parses the header by hand and needs no torch, so `python -m mnist_core
+cache show KEY` answers in a fraction of a second; torch loads only for weights and training.
 """
 from __future__ import annotations
 
@@ -13,17 +16,16 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
 from filelock import FileLock, Timeout
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 
 from .config import RunConfig, run_key
-from .data import MnistData
 from .paths import CACHE_DIR
-from .train import ProgressFn, RunResult, StopFn, train
+from .results import ProgressFn, RunResult, StopFn
+
+if TYPE_CHECKING:
+    from .data import MnistData
 
 log = logging.getLogger(__name__)
 KEY_PATTERN = re.compile(r"^(mlp|cnn)-[0-9a-f]{16}$")
@@ -37,6 +39,27 @@ class UnknownRunError(KeyError):
 
 class Cancelled(Exception):
     """Raised when the caller asked to stop while waiting for another process's training."""
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The `__metadata__` of a safetensors file, checked against the file's size (a cut or padded file fails)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ValueError("file too short")
+        length = int.from_bytes(head, "little")
+        if length > 100_000_000:
+            raise ValueError("header length out of range")
+        header = json.loads(f.read(length))
+    data_end = max((t["data_offsets"][1] for name, t in header.items() if name != "__metadata__"), default=0)
+    if 8 + length + data_end != path.stat().st_size:
+        raise ValueError("file size does not match its header (cut short?)")
+    return header.get("__metadata__") or {}
+
+
+def save_file(tensors: dict[str, Any], path: str, metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file as save  # torch loads only when weights are written
+    save(tensors, path, metadata=metadata)
 
 
 def check_key(key: str) -> str:
@@ -66,9 +89,9 @@ class RunCache:
         if not path.exists():
             return None
         try:
-            with safe_open(str(path), framework="pt") as f:
-                result = RunResult.from_json(json.loads(f.metadata()["run"]))
+            result = RunResult.from_json(json.loads(read_metadata(path)["run"]))
             if weights:
+                from safetensors.torch import load_file  # safetensors: tensors only, never a pickle
                 result.weights = load_file(str(path))
             if result.key != key:
                 raise ValueError(f"entry holds run {result.key}")
@@ -82,7 +105,7 @@ class RunCache:
         os.utime(path)  # least-recently-used eviction goes by this time
         return result
 
-    def weights(self, key: str) -> dict[str, torch.Tensor]:
+    def weights(self, key: str) -> dict[str, Any]:
         result = self.get(key, weights=True)
         if result is None or result.weights is None:
             raise UnknownRunError(f"No cached run {key} (see 'cache list').")
@@ -139,7 +162,7 @@ class RunCache:
     # -- the one way to get a run --------------------------------------------------------------
     def get_or_train(self, config: RunConfig, data: MnistData, *, progress: ProgressFn | None = None,
                      should_stop: StopFn | None = None, snapshot_epochs=(),
-                     trainer: Callable[..., tuple[RunResult, dict]] = train) -> RunResult:
+                     trainer: Callable[..., tuple[RunResult, dict]] | None = None) -> RunResult:
         """The cached run for `config`, or trains it (once, even if several processes ask at once).
 
         With `snapshot_epochs`, the weights at those epochs are stored too, each as the run of the
@@ -152,6 +175,8 @@ class RunCache:
         try:
             if (hit := self.get(key)) is not None:  # someone else trained it while we waited
                 return hit
+            if trainer is None:
+                from .train import train as trainer
             result, snapshots = trainer(config, data, progress=progress, should_stop=should_stop,
                                         snapshot_epochs=snapshot_epochs)
             result.key = key

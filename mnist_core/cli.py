@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, Sequence
 
 from .cache import Cancelled, RunCache, UnknownRunError, check_key
 from .config import FIELD_TYPES, MAX_EPOCHS, PRESETS, SWEEPABLE, ConfigError, RunConfig, parse_values
-from .data import DataNotFoundError, load_mnist
-from .models import shape_flow
-from .preprocess import ImageError
-from .train import DeviceError, RunResult, resolve_device
+from .errors import DataNotFoundError, DeviceError, ImageError
+from .results import RunResult
+
+# torch (and the data, models and engine that need it) load inside the commands that train or
+# predict: `cache list` and `cache show` answer without it, in a fraction of a second.
 
 CONFIG_FLAGS = {  # flag -> (config field, help)
     "--model": ("model", "mlp or cnn"),
@@ -133,12 +135,15 @@ class Bars:
 # -- commands --------------------------------------------------------------------------------------
 
 def _data_and_cache(args: argparse.Namespace, config: RunConfig):
+    from .data import load_mnist
+    from .train import resolve_device
     device = resolve_device(config.device)
     return load_mnist(device, args.data_dir), RunCache()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .sweep import run_sweep
+    from .models import shape_flow
     config = config_from_args(args)
     if config.model == "cnn":
         shape_flow(config)  # reject a collapsing CNN before loading anything
@@ -172,6 +177,7 @@ def sweep_configs(args: argparse.Namespace) -> tuple[str, list[Any], list[RunCon
             raise UsageError(f"--param {args.param} cannot be varied for the {base.model}; "
                              f"choose one of: {', '.join(SWEEPABLE[base.model])}")
         values = parse_values(param, args.values)
+    from .models import shape_flow
     configs = [base.replace(**{param: v}) for v in values]
     for c in configs:
         if c.model == "cnn":
@@ -203,6 +209,7 @@ def _label(v: Any) -> str:
 
 
 def cmd_shapes(args: argparse.Namespace) -> int:
+    from .models import shape_flow
     config = config_from_args(args, RunConfig(model="cnn"))
     if config.model != "cnn":
         raise UsageError("shapes shows the CNN's shape flow; the MLP is always 784 -> 256 -> 256 -> 10")
@@ -278,6 +285,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, Cancelled):
         print("cancelled", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `... | head` closed our output: nothing left to say
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 assert set(CONFIG_FLAGS[f][0] for f in CONFIG_FLAGS) == set(FIELD_TYPES), "every config field has a CLI flag"

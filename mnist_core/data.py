@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import DataNotFoundError
 from .paths import CACHE_DIR
 
 # MNIST's own mean and std of the [0, 1] pixels of the training set.
@@ -29,10 +30,6 @@ FILES = {  # name -> (IDX magic, number of items)
     "t10k-labels-idx1-ubyte": (2049, 10_000),
 }
 DEFAULT_ROOT = CACHE_DIR / "data"  # torchvision's datasets.MNIST root when MNIST_DATA_DIR is not set
-
-
-class DataNotFoundError(RuntimeError):
-    """MNIST is missing or broken; the message says where we looked and how to fix it."""
 
 
 def normalize(pixels: torch.Tensor) -> torch.Tensor:

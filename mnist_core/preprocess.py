@@ -12,14 +12,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .errors import ImageError
+
 INK_THRESHOLD = 0.1  # of the strongest ink: fainter pixels are background noise
 MIN_INK_PIXELS = 4   # fewer than this and there is no digit to read
 MAX_UPLOAD_PIXELS = 25_000_000  # a photo from a phone is ~12 MP; anything far bigger is not a digit to read
 WORKING_SIZE = 560   # larger images are shrunk to this first: a digit needs no more to become 20x20
-
-
-class ImageError(ValueError):
-    """An image that cannot be read; the message says why."""
 
 
 def load_image(path: str | Path) -> np.ndarray:

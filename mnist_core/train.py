@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable
+from dataclasses import asdict
+from typing import Any, Iterable
 
 import torch
 from torch import nn
@@ -18,72 +18,12 @@ from torch.nn import functional as F
 
 from .config import RunConfig
 from .data import MnistData
+from .errors import DeviceError
 from .models import build_model
-
-ProgressFn = Callable[[int, float, dict[str, Any]], None]  # (epoch, fraction of the epoch, latest metrics)
-StopFn = Callable[[], bool]
+from .results import EpochMetrics, ProgressFn, RunResult, StopFn  # noqa: F401  (the engine's public types)
 
 PROGRESS_UPDATES_PER_EPOCH = 20
 EVAL_BATCH = 1000  # keeps the CNN's test pass under ~100 MB of activations
-
-
-@dataclass(frozen=True)
-class EpochMetrics:
-    epoch: int
-    train_loss: float
-    train_acc: float
-    test_loss: float
-    test_acc: float
-    seconds: float
-    samples_per_second: float
-
-
-@dataclass
-class RunResult:
-    """What a run produced. `weights` is the final state dict (CPU tensors); not part of the JSON."""
-    config: RunConfig
-    status: str                      # "ok", "diverged" or "cancelled"
-    epochs: list[EpochMetrics]
-    total_seconds: float
-    steps_per_epoch: int
-    device: str
-    diverged_epoch: int | None = None
-    key: str = ""
-    cached: bool = False
-    data_id: str = ""
-    created: float = field(default_factory=time.time)
-    weights: dict[str, torch.Tensor] | None = field(default=None, repr=False)
-
-    @property
-    def final(self) -> EpochMetrics | None:
-        return self.epochs[-1] if self.epochs else None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "key": self.key, "cached": self.cached, "status": self.status, "config": self.config.to_dict(),
-            "total_seconds": self.total_seconds, "steps_per_epoch": self.steps_per_epoch, "device": self.device,
-            "diverged_epoch": self.diverged_epoch, "data_id": self.data_id, "created": self.created,
-            "epochs": [asdict(m) for m in self.epochs],
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "RunResult":
-        return cls(config=RunConfig.from_dict(d["config"]), status=d["status"],
-                   epochs=[EpochMetrics(**m) for m in d["epochs"]], total_seconds=float(d["total_seconds"]),
-                   steps_per_epoch=int(d["steps_per_epoch"]), device=d["device"], diverged_epoch=d.get("diverged_epoch"),
-                   key=d["key"], cached=bool(d.get("cached", False)), data_id=d.get("data_id", ""),
-                   created=float(d.get("created", 0.0)))
-
-    def prefix(self, epochs: int, weights: dict[str, torch.Tensor]) -> "RunResult":
-        """The first `epochs` epochs of this run as a run of its own (an epoch sweep's shorter values)."""
-        kept = self.epochs[:epochs]
-        return RunResult(config=self.config.replace(epochs=epochs), status="ok", epochs=kept,
-                         total_seconds=sum(m.seconds for m in kept), steps_per_epoch=self.steps_per_epoch,
-                         device=self.device, data_id=self.data_id, created=self.created, weights=weights)
-
-
-class DeviceError(RuntimeError):
-    """The device asked for is not on this machine."""
 
 
 def resolve_device(name: str = "auto") -> str:

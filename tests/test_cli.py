@@ -1,5 +1,6 @@
 """`python -m mnist_core`: JSON a script can read, tables a person can, one-line errors, no tracebacks."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -114,3 +115,17 @@ def test_predict_reads_digits_drawn_as_images(capsys, mnist, tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     code, out, err = run(capsys, "predict", "--run", key, str(tmp_path / "notes.txt"))
     assert code == 2 and "is not an image" in err
+
+
+def test_reading_the_cache_never_loads_torch(tmp_path, capsys, mnist):
+    # A cached run's metrics must come back in a fraction of a second from a cold start: importing
+    # torch alone takes ~2 s, so the `cache` commands must not import it.
+    code, out, _ = run(capsys, "train", "--epochs", "1", *QUICK, "--json")
+    key = json.loads(out)["key"]
+    probe = ("import sys; from mnist_core.cli import main; "
+             f"assert main(['cache', 'show', '{key}', '--json']) == 0; assert main(['cache', 'list']) == 0; "
+             "assert 'torch' not in sys.modules, 'torch was imported'")
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout[: p.stdout.rindex("}") + 1])["key"] == key
