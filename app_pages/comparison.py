@@ -18,7 +18,7 @@ import numpy as np
 import streamlit as st
 
 from mnist_core import PRESETS, ConfigError, RunConfig, run_sweep
-from mnist_core.charts import final_accuracy_chart, metric_chart, timing_chart
+from mnist_core.charts import final_accuracy_chart, metric_chart, series_order, timing_chart
 from mnist_core.compare import (DEFAULT_VALUES, PARAM_TITLES, Comparison, Entry, entries, estimate, final_frame,
                                 format_values, from_query_params, make_comparison, metrics_frame, shape_flow_frame,
                                 timing_frame, to_query_params)
@@ -397,24 +397,28 @@ def results_section(model: str, comparison: Comparison, items: list[Entry], data
     metrics = metrics_frame(items, results)
     finals = final_frame(items, results)
     timing = timing_frame(items, results)
+    series = series_order(finals)  # every value, so each keeps its colour across the charts
     for row in finals.itertuples():
         if row.status == "diverged":
             run = results[row.order]
+            drawn = (f"so it is drawn up to epoch {run.diverged_epoch - 1} only" if run.diverged_epoch > 1 else
+                     "before its first epoch ended, so it has no curve")
             st.warning(f"**{param_title} = {row.value}** diverged at epoch {run.diverged_epoch}: its loss became "
-                       f"infinite or NaN, so it is drawn up to epoch {run.diverged_epoch - 1} only.")
+                       f"infinite or NaN, {drawn}. A smaller learning rate (or another init) usually fixes that.")
 
     log_scale = st.toggle("Log scale for the loss charts", value=model == "mlp", key=f"{model}.view.log",
                           help="The seed's N(0, 1) init starts the loss in the hundreds; a log scale shows both "
                                "that and the small losses later.")
     if len(metrics):
         left, right = st.columns(2)
-        left.altair_chart(metric_chart(metrics, "train_loss", log_scale=log_scale, legend_title=param_title),
-                          width="stretch")
-        right.altair_chart(metric_chart(metrics, "test_loss", log_scale=log_scale, legend_title=param_title),
-                           width="stretch")
+        left.altair_chart(metric_chart(metrics, "train_loss", log_scale=log_scale, legend_title=param_title,
+                                       series=series), width="stretch")
+        right.altair_chart(metric_chart(metrics, "test_loss", log_scale=log_scale, legend_title=param_title,
+                                        series=series), width="stretch")
     left, right = st.columns(2)
     if len(metrics):
-        left.altair_chart(metric_chart(metrics, "test_acc", legend_title=param_title), width="stretch")
+        left.altair_chart(metric_chart(metrics, "test_acc", legend_title=param_title, series=series),
+                          width="stretch")
     right.altair_chart(final_accuracy_chart(finals, legend_title=param_title), width="stretch")
 
     st.subheader("Time")

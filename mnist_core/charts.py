@@ -28,13 +28,18 @@ def series_order(frame: pd.DataFrame, column: str = "series") -> list[str]:
     return list(dict.fromkeys(frame[column].tolist()))
 
 
-def _color(frame: pd.DataFrame, title: str) -> alt.Color:
-    return alt.Color("series:N", title=title, sort=series_order(frame),
-                     scale=alt.Scale(domain=series_order(frame), scheme=SCHEME), legend=alt.Legend(orient="bottom", columns=4))
+def _color(frame: pd.DataFrame, title: str, series: list[str] | None = None) -> alt.Color:
+    domain = series or series_order(frame)
+    return alt.Color("series:N", title=title, sort=domain,
+                     scale=alt.Scale(domain=domain, scheme=SCHEME), legend=alt.Legend(orient="bottom", columns=4))
 
 
-def metric_chart(frame: pd.DataFrame, metric: str, *, log_scale: bool = False, legend_title: str = "value") -> alt.Chart:
-    """One line per compared value over epochs. A diverged run ends in a red cross where it stopped."""
+def metric_chart(frame: pd.DataFrame, metric: str, *, log_scale: bool = False, legend_title: str = "value",
+                 series: list[str] | None = None) -> alt.Chart:
+    """One line per compared value over epochs. A diverged run ends in a red cross where it stopped.
+
+    `series`: every compared value, in order, so each keeps its colour even if some have no line
+    (a run that diverged in its first epoch) and the other charts show them."""
     if metric not in METRIC_TITLES:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRIC_TITLES)}")
     is_accuracy = metric in ACCURACY_METRICS
@@ -46,7 +51,7 @@ def metric_chart(frame: pd.DataFrame, metric: str, *, log_scale: bool = False, l
     x = alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d"))
     tooltip = [alt.Tooltip("series:N", title=legend_title), alt.Tooltip("epoch:Q"),
                alt.Tooltip(f"{metric}:Q", title=METRIC_TITLES[metric], format=".2%" if is_accuracy else ".4f")]
-    base = alt.Chart(frame).encode(x=x, y=y, color=_color(frame, legend_title), tooltip=tooltip)
+    base = alt.Chart(frame).encode(x=x, y=y, color=_color(frame, legend_title, series), tooltip=tooltip)
     lines = base.mark_line(point=alt.OverlayMarkDef(size=30), strokeWidth=2)
     layers = [lines]
     diverged = frame[frame["status"] == "diverged"] if "status" in frame else frame.iloc[0:0]

@@ -108,3 +108,12 @@ def test_probability_bars_highlight_the_predicted_digit():
     color = spec["encoding"]["color"]
     assert color["condition"]["test"] == "(datum.digit === 7)"
     assert spec["encoding"]["y"]["scale"]["domain"] == [0, 1]
+
+
+def test_every_value_keeps_its_colour_even_without_a_line():
+    # 0.05 diverged in its first epoch: no rows, but the bar chart shows it, so the lines must not
+    # shift colours by leaving it out of the scale.
+    frame = pd.DataFrame({"series": ["0.001", "0.001"], "epoch": [1, 2], "train_loss": [0.5, 0.3],
+                          "status": ["ok", "ok"], "order": [1, 1]})
+    spec = metric_chart(frame, "train_loss", series=["0.05 (diverged at epoch 1)", "0.001"]).to_dict()
+    assert spec["encoding"]["color"]["scale"]["domain"] == ["0.05 (diverged at epoch 1)", "0.001"]
