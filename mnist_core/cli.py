@@ -34,6 +34,7 @@ CONFIG_FLAGS = {  # flag -> (config field, help)
     "--conv-layers": ("conv_layers", "which CNN conv layers take kernel/stride/padding: first or all"),
     "--keep-prob": ("keep_prob", "CNN dropout keep probability"),
     "--train-size": ("train_size", "training images to use (max 60000)"),
+    "--test-size": ("test_size", "test images scored after each epoch (100-10000)"),
     "--seed": ("seed", "random seed"),
     "--precision": ("precision", "fp32, or bf16 autocast"),
     "--device": ("device", "auto, cpu, cuda or mps"),

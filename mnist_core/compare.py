@@ -127,7 +127,7 @@ def estimate(items: Sequence[Entry], data: MnistData, cache: RunCache, history: 
     history = list(cache.list() if history is None else history)
     seconds, bases = 0.0, set()
     for job in jobs:
-        guess = estimate_seconds(job.config, history, device, test_size=len(data.test_x))
+        guess = estimate_seconds(job.config, history, device, test_images=len(data.test_x))
         if guess is None:
             seconds = None
             break
@@ -144,12 +144,12 @@ def estimate(items: Sequence[Entry], data: MnistData, cache: RunCache, history: 
                     tuple(valid[i].label for i in sorted(hits)))
 
 
-def _effective_samples(config: RunConfig, test_size: int) -> float:
-    return config.train_size + test_size * EVAL_COST
+def _effective_samples(config: RunConfig, test_images: int) -> float:
+    return config.train_size + min(config.test_size, test_images) * EVAL_COST
 
 
 def estimate_seconds(config: RunConfig, history: Iterable[RunResult], device: str,
-                     test_size: int = TEST_SIZE) -> tuple[float, str] | None:
+                     test_images: int = TEST_SIZE) -> tuple[float, str] | None:
     """Seconds to train `config`, from the measured speed of a finished run on this device.
 
     The reference is the closest run of the same model: the nearest batch size (small batches cost more
@@ -168,8 +168,8 @@ def estimate_seconds(config: RunConfig, history: Iterable[RunResult], device: st
 
     ref = min(references, key=distance)
     epoch_seconds = sorted(m.seconds for m in ref.epochs)[len(ref.epochs) // 2]  # median: the first epoch warms up
-    per_unit = epoch_seconds / _effective_samples(ref.config, test_size) / multiply_adds(ref.config)
-    seconds = config.epochs * per_unit * _effective_samples(config, test_size) * multiply_adds(config)
+    per_unit = epoch_seconds / _effective_samples(ref.config, test_images) / multiply_adds(ref.config)
+    seconds = config.epochs * per_unit * _effective_samples(config, test_images) * multiply_adds(config)
     return seconds, f"measured from a finished {config.model.upper()} run on this {device}"
 
 

@@ -249,7 +249,8 @@ def train_stacked(configs: list[RunConfig], data: MnistData, *, progress: StackP
             diverge(k, epoch)
         if not any(alive):
             break
-        test_loss, test_acc = evaluate_stacked(model, data.test_x, data.test_y, first, device)
+        test_loss, test_acc = evaluate_stacked(model, data.test_x[:first.test_size], data.test_y[:first.test_size],
+                                               first, device)
         seconds = time.perf_counter() - epoch_start
         for k in (k for k in range(k_models) if alive[k]):
             metrics = EpochMetrics(epoch, train_loss[k], train_acc[k], test_loss[k], test_acc[k], seconds,

@@ -151,7 +151,8 @@ def train(config: RunConfig, data: MnistData, *, progress: ProgressFn | None = N
         if status == "diverged" or not math.isfinite(train_loss):
             status, diverged_epoch = "diverged", epoch
             break
-        test_loss, test_acc = evaluate(model, data.test_x, data.test_y, config, device)
+        test_loss, test_acc = evaluate(model, data.test_x[:config.test_size], data.test_y[:config.test_size],
+                                       config, device)
         seconds = time.perf_counter() - epoch_start
         train_acc = (predicted[:seen] == epoch_y[:seen]).sum().item() / seen
         metrics = EpochMetrics(epoch, train_loss, train_acc, test_loss, test_acc, seconds, seen / seconds)

@@ -325,3 +325,12 @@ def test_two_processes_asking_for_the_same_run_train_it_once(tmp_path):
         outs.append(json.loads(out))
     assert sorted(o["cached"] for o in outs) == [False, True]  # one trained, the other waited and read it
     assert outs[0]["key"] == outs[1]["key"] and outs[0]["acc"] == outs[1]["acc"]
+
+
+def test_test_size_scores_the_first_test_images_only(synthetic):
+    small, _ = train(RunConfig(**{**SMALL, "epochs": 1, "test_size": 100}), synthetic)
+    full, _ = train(RunConfig(**{**SMALL, "epochs": 1}), synthetic)  # all 256 synthetic test images
+    assert small.epochs[0].train_loss == full.epochs[0].train_loss  # the training is the same
+    assert round(small.epochs[0].test_acc * 100, 6).is_integer() and small.epochs[0].test_loss != full.epochs[0].test_loss
+    with pytest.raises(ConfigError, match="test-set size"):
+        RunConfig(test_size=20_000)

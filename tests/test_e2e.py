@@ -115,7 +115,7 @@ def settle(page, timeout: float = 120) -> None:
     while time.time() < deadline:
         if page.evaluate(IDLE):
             quiet_since = quiet_since or time.time()
-            if time.time() - quiet_since > 1.0:
+            if time.time() - quiet_since > 1.5:
                 return
         else:
             quiet_since = None
@@ -234,7 +234,7 @@ def test_a_shared_link_in_a_fresh_browser_shows_the_same_results_from_the_cache(
     page.goto(comparison_url(server))
     settle(page)
     no_errors(page)
-    assert page.get_by_text("2 of 2").first.is_visible()  # both runs already cached
+    page.get_by_text("2 of 2").first.wait_for(timeout=30_000)  # both runs already cached
     assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 4
     assert server.cached_runs() == before  # nothing was trained to show it
     page.context.close()
