@@ -436,8 +436,9 @@ def results_section(model: str, comparison: Comparison, items: list[Entry], data
         "s_per_epoch": st.column_config.NumberColumn("s / epoch", format="%.2f"),
         "steps_per_epoch": "steps / epoch", "samples_per_s": st.column_config.NumberColumn("images / s", format="%d"),
         "batch_size": "batch", "cached": st.column_config.CheckboxColumn("cached")})
-    left.caption("Times are from when each run was trained (cached runs keep theirs). Each epoch also evaluates "
-                 "the 10,000 test images. Smaller batches take more steps per epoch, and each step has a fixed cost.")
+    left.caption(f"Times are from when each run was trained (cached runs keep theirs). Each epoch also scores "
+                 f"{comparison.base.test_size:,} test images. Smaller batches take more steps per epoch, and each "
+                 "step has a fixed cost.")
     right.altair_chart(timing_chart(timing, legend_title=param_title), width="stretch")
 
     st.download_button("Download every metric (CSV)", metrics.to_csv(index=False).encode(), key=f"{model}.csv",

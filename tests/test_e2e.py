@@ -242,7 +242,7 @@ def test_a_shared_link_in_a_fresh_browser_shows_the_same_results_from_the_cache(
 
 def test_the_cnn_page_shows_the_seed_stride_experiment_shapes(server, browser):
     page = new_page(browser)
-    page.goto(f"{server.url}/cnn?{urlencode({'model': 'cnn', 'epochs': '1', 'train_size': '500', 'compare': 'stride', 'values': '1,5'})}")
+    page.goto(f"{server.url}/cnn?{urlencode({'model': 'cnn', 'epochs': '2', 'train_size': '2000', 'test_size': '1000', 'compare': 'stride', 'values': '1,5'})}")
     settle(page)
     no_errors(page)
     flow = table_text(page, "2048")
