@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from .cache import RunCache
-from .config import FIELD_TYPES, MODELS, SWEEPABLE, ConfigError, RunConfig, parse_values
+from .config import FIELD_TYPES, MNIST_TEST_SIZE, MODELS, SWEEPABLE, ConfigError, RunConfig, parse_values
 from .data import MnistData
 from .models import multiply_adds, shape_flow
 from .sweep import plan
@@ -22,7 +22,6 @@ from .train import RunResult
 
 MAX_VALUES = 8             # more lines than this on one chart stop being readable
 MAX_URL_VALUE_CHARS = 200  # a URL parameter longer than this is not one of ours
-TEST_SIZE = 10_000
 EVAL_COST = 1 / 3          # a test image costs about a third of a training image (forward pass only)
 
 
@@ -149,7 +148,7 @@ def _effective_samples(config: RunConfig, test_images: int) -> float:
 
 
 def estimate_seconds(config: RunConfig, history: Iterable[RunResult], device: str,
-                     test_images: int = TEST_SIZE) -> tuple[float, str] | None:
+                     test_images: int = MNIST_TEST_SIZE) -> tuple[float, str] | None:
     """Seconds to train `config`, from the measured speed of a finished run on this device.
 
     The reference is the closest run of the same model: the nearest batch size (small batches cost more
