@@ -11,8 +11,7 @@ from torch import nn
 from .config import RunConfig
 from .data import MnistData, denormalize, normalize
 from .models import build_model
-
-EVAL_BATCH = 1000
+from .train import EVAL_BATCH
 
 
 def load_model(config: RunConfig, weights: dict[str, torch.Tensor], device: str = "cpu") -> nn.Module:
