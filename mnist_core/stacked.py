@@ -27,8 +27,8 @@ from torch.nn import functional as F
 from .config import RunConfig
 from .data import MnistData
 from .models import ACTIVATION_FUNCTIONS
-from .train import (EVAL_BATCH, PROGRESS_UPDATES_PER_EPOCH, EpochMetrics, RunResult, StopFn, autocast, make_optimizer,
-                    seeded_model)
+from .train import (EVAL_BATCH, PROGRESS_UPDATES_PER_EPOCH, EpochMetrics, RunResult, StopFn, autocast, flush_denormals,
+                    make_optimizer, seeded_model)
 
 StackProgressFn = Callable[[int, int, float, dict[str, Any]], None]  # (model index, epoch, fraction, metrics)
 
@@ -176,6 +176,7 @@ def train_stacked(configs: list[RunConfig], data: MnistData, *, progress: StackP
     Every model's epoch seconds are the stack's: the wall time of the epoch in which all K trained.
     """
     device = str(data.device.type)
+    flush_denormals()
     keys = {stack_key(c, device) for c in configs}
     if None in keys or len(keys) != 1:
         raise ValueError("these configs cannot train stacked (see stacked.stack_key)")

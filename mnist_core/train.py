@@ -26,6 +26,17 @@ PROGRESS_UPDATES_PER_EPOCH = 20
 EVAL_BATCH = 1000  # keeps the CNN's test pass under ~100 MB of activations
 
 
+def flush_denormals() -> None:
+    """Float values below 1e-38 count as zero in the calling thread from now on.
+
+    The seed's normal init gives logits in the thousands, and softmax then underflows into denormal
+    floats, which x86 CPUs compute many times slower than normal ones. Flushing them left every metric
+    we compared bit-identical and made the default MLP's epoch about 10% faster. The flag is per
+    thread, so each engine sets it where it trains (Streamlit trains in the session's own thread).
+    """
+    torch.set_flush_denormal(True)
+
+
 def resolve_device(name: str = "auto") -> str:
     """"auto" -> cuda if there is a GPU, else Apple's mps, else cpu."""
     if name == "auto":
@@ -96,6 +107,7 @@ def train(config: RunConfig, data: MnistData, *, progress: ProgressFn | None = N
     the shuffling and the dropout from generators of their own.
     """
     device = str(data.device.type)
+    flush_denormals()
     if config.train_size > len(data.train_x):
         raise ValueError(f"train_size {config.train_size} exceeds the {len(data.train_x)} training images")
     train_x, train_y = data.train_x[:config.train_size], data.train_y[:config.train_size]

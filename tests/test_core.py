@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -189,6 +190,25 @@ def test_same_config_and_seed_give_the_same_run(synthetic):
         assert all(torch.equal(a.weights[k], b.weights[k]) for k in a.weights)
         c, _ = train(config.replace(seed=1), synthetic)
         assert strip(c) != strip(a)
+
+
+def test_training_flushes_denormal_floats_in_the_thread_that_trains(synthetic):
+    # Streamlit trains in each session's own thread, and the flag is per thread: start from one without it.
+    seen = {}
+
+    def session():
+        seen["supported"] = torch.set_flush_denormal(False)
+        tiny = torch.tensor(1e-39)  # a denormal float32: x86 computes with these many times slower
+        seen["before"] = (tiny * 2).item()
+        train(RunConfig(**{**SMALL, "epochs": 1}), synthetic)
+        seen["after"] = (tiny * 2).item()
+
+    worker = threading.Thread(target=session)
+    worker.start()
+    worker.join(60)
+    if not seen["supported"]:
+        pytest.skip("this CPU cannot flush denormals")
+    assert seen["before"] > 0 and seen["after"] == 0
 
 
 def test_a_diverging_run_stops_as_diverged_and_keeps_its_curves(synthetic):
