@@ -112,6 +112,18 @@ def init_state(model: str) -> None:
                                         first_preset.param, tuple(first_preset.values)))
 
 
+def kept_view(model: str, name: str, default):
+    """A results view setting (log scale, the inspected run) as the student last left it; see keep_view."""
+    return st.session_state.get(f"{model}.kept.{name}", default)
+
+
+def keep_view(model: str, name: str, value):
+    # Like the sidebar's values (init_state), a view widget's value is dropped while another page is
+    # shown; this copy, under a key no widget owns, becomes the widget's default when the page returns.
+    st.session_state[f"{model}.kept.{name}"] = value
+    return value
+
+
 def load_preset(model: str, name: str) -> None:
     preset = PRESETS[name]
     load_into_sidebar(model, Comparison(preset.base, preset.param, tuple(preset.values)))
@@ -307,7 +319,7 @@ def train_section(model: str, comparison: Comparison, valid: list[Entry], data, 
                    for i, c in enumerate(configs)]
         frame = metrics_frame(valid, partial)
         if len(frame):
-            log_scale = st.session_state.get(f"{model}.view.log", model == "mlp")
+            log_scale = kept_view(model, "log", model == "mlp")
             live_chart.altair_chart(metric_chart(frame, "train_loss", log_scale=log_scale, legend_title=param_title),
                                     width="stretch")
 
@@ -414,9 +426,10 @@ def results_section(model: str, comparison: Comparison, items: list[Entry], data
             st.warning(f"**{param_title} = {row.value}** diverged at epoch {run.diverged_epoch}: its loss became "
                        f"infinite or NaN, {drawn}. A smaller learning rate (or another init) usually fixes that.")
 
-    log_scale = st.toggle("Log scale for the loss charts", value=model == "mlp", key=f"{model}.view.log",
-                          help="The seed's N(0, 1) init starts the loss in the hundreds; a log scale shows both "
-                               "that and the small losses later.")
+    log_scale = keep_view(model, "log", st.toggle(
+        "Log scale for the loss charts", value=kept_view(model, "log", model == "mlp"), key=f"{model}.view.log",
+        help="The seed's N(0, 1) init starts the loss in the hundreds; a log scale shows both that and the small "
+             "losses later."))
     if len(metrics):
         left, right = st.columns(2)
         left.altair_chart(metric_chart(metrics, "train_loss", log_scale=log_scale, legend_title=param_title,
@@ -453,7 +466,11 @@ def inspect_section(model: str, items: list[Entry], results: list[RunResult | No
     if not inspectable:
         return
     st.subheader("Inspect one run")
-    choice = st.selectbox(f"Run ({param_title})", list(inspectable), key=f"{model}.view.inspect")
+    labels = list(inspectable)
+    previous = kept_view(model, "inspect", None)
+    choice = keep_view(model, "inspect", st.selectbox(
+        f"Run ({param_title})", labels, index=labels.index(previous) if previous in labels else 0,
+        key=f"{model}.view.inspect"))
     if choice not in inspectable:
         return
     report = test_set_report(inspectable[choice])

@@ -109,6 +109,22 @@ def test_switching_pages_keeps_the_settings():
     assert at.number_input(key="mlp.cfg.seed").value == 12
 
 
+def test_switching_pages_keeps_how_the_results_are_viewed():
+    at = open_page("app_pages/mlp.py")
+    set_mlp(at, "0.01, 0.002", seed=14)
+    at.button(key="mlp.run").click().run()
+    at.toggle(key="mlp.view.log").set_value(False).run()
+    at.selectbox(key="mlp.view.inspect").set_value("0.002").run()
+    at.switch_page("app_pages/draw.py").run()
+    at.switch_page("app_pages/mlp.py").run()
+    assert not at.exception
+    assert at.toggle(key="mlp.view.log").value is False
+    assert at.selectbox(key="mlp.view.inspect").value == "0.002"
+    titles = {s.get("title", {}).get("text") if isinstance(s.get("title"), dict) else s.get("title")
+              for s in chart_specs(at)}
+    assert "Train loss" in titles and "Train loss (log scale)" not in titles
+
+
 def test_a_batch_size_comparison_shows_more_steps_for_smaller_batches():
     at = open_page("app_pages/mlp.py")
     set_mlp(at, "10, 500", seed=13, param="batch_size")
