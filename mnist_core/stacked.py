@@ -8,8 +8,8 @@ to fill the cores) are paid once for all K models instead of K times.
 Each model gets exactly what its separate run (train.train) would get, which the tests check:
 - its initial weights come from train.seeded_model with its own config and seed;
 - its batches come from a shuffle generator seeded like train's (models sharing a seed share batches);
-- its optimizer step is torch's own fused kernel, called on its slice of the stacked tensors with the
-  settings of the very optimizer train.make_optimizer would build for it;
+- its optimizer step is train.FusedOptimizer's, the one its separate run takes, on its slices of the
+  stacked tensors;
 - its metrics, divergence, snapshots and progress are kept apart: a diverged model stops being
   trained and reported, the others go on.
 Only the float rounding differs (a batched matmul sums in another order than K small ones).
@@ -27,14 +27,12 @@ from torch.nn import functional as F
 from .config import RunConfig
 from .data import MnistData
 from .models import ACTIVATION_FUNCTIONS
-from .train import (EVAL_BATCH, PROGRESS_UPDATES_PER_EPOCH, EpochMetrics, RunResult, StopFn, autocast, flush_denormals,
-                    make_optimizer, seeded_model)
+from .train import (EVAL_BATCH, FUSED_DEVICES, FUSED_OPTIMIZERS, PROGRESS_UPDATES_PER_EPOCH, EpochMetrics,
+                    FusedOptimizer, RunResult, StopFn, autocast, flush_denormals, seeded_model)
 
 StackProgressFn = Callable[[int, int, float, dict[str, Any]], None]  # (model index, epoch, fraction, metrics)
 
 MAX_STACK = 8  # past this, the matmuls are big enough alone, and the first results would only come later
-FUSED_OPTIMIZERS = ("adam", "adamw", "sgd")  # torch has one-pass kernels for these; rmsprop trains on its own
-STACK_DEVICES = ("cpu", "cuda")  # where those kernels exist
 
 
 def stack_key(config: RunConfig, device: str) -> RunConfig | None:
@@ -44,7 +42,7 @@ def stack_key(config: RunConfig, device: str) -> RunConfig | None:
     Everything else (shape, batch size, training-set size, epochs, precision) is shared, so every model
     takes the same steps with tensors of the same shapes.
     """
-    if config.model != "mlp" or config.optimizer not in FUSED_OPTIMIZERS or device not in STACK_DEVICES:
+    if config.model != "mlp" or config.optimizer not in FUSED_OPTIMIZERS or device not in FUSED_DEVICES:
         return None
     return config.replace(lr=0.001, init="normal", seed=0, optimizer="adam", momentum=0.0,
                           activations=("relu", "relu"), device="auto")
@@ -100,56 +98,17 @@ class StackedMLP:
 
 
 class StackedOptimizer:
-    """Each model's step is torch's fused kernel on that model's slices, as its separate run's optimizer.
-
-    The settings (betas, eps, weight decay, dampening, ...) are read off the optimizer train.make_optimizer
-    builds for the model, so nothing is restated here; models with equal settings share one kernel call.
-    """
+    """Model k's step is train.FusedOptimizer's on model k's slices: the step its separate run takes."""
 
     def __init__(self, configs: list[RunConfig], params: list[torch.Tensor], device: str):
-        self.views = [p.detach().unbind(0) for p in params]  # views[i][k]: model k's slice of tensor i
-        self.groups: list[tuple[str, dict[str, Any], list[int]]] = []  # (optimizer, its settings, models)
-        for k, config in enumerate(configs):
-            probe = torch.zeros(1, device=device, requires_grad=True)
-            group = make_optimizer(config, [probe], device).param_groups[0]
-            settings = {name: value for name, value in group.items() if name != "params"}
-            for kind, same, members in self.groups:
-                if kind == config.optimizer and same == settings:
-                    members.append(k)
-                    break
-            else:
-                self.groups.append((config.optimizer, settings, [k]))
-        kinds = {kind for kind, _, _ in self.groups}
-        zeros = lambda: [torch.zeros_like(p).unbind(0) for p in params]  # noqa: E731
-        self.exp_avg = zeros() if kinds & {"adam", "adamw"} else None
-        self.exp_avg_sq = zeros() if kinds & {"adam", "adamw"} else None
-        self.momentum = zeros() if "sgd" in kinds else None
-        # torch keeps a float32 step count per tensor; all ours step together, so one serves them all
-        self.step_count = torch.zeros((), dtype=torch.float32, device=device)
-        self.first_step = True
+        views = [p.detach().unbind(0) for p in params]  # views[i][k]: model k's slice of tensor i
+        self.models = [FusedOptimizer(c, [v[k] for v in views], device) for k, c in enumerate(configs)]
 
-    @torch.no_grad()
     def step(self, params: list[torch.Tensor], alive: list[bool]) -> None:
         grads = [p.grad.unbind(0) for p in params]
-        self.step_count += 1
-        for kind, s, members in self.groups:
-            slots = [(i, k) for k in members if alive[k] for i in range(len(params))]
-            if not slots:
-                continue
-            mine = lambda tensors: [tensors[i][k] for i, k in slots]  # noqa: E731
-            if kind in ("adam", "adamw"):
-                fused = torch._fused_adam_ if kind == "adam" else torch._fused_adamw_
-                fused(mine(self.views), mine(grads), mine(self.exp_avg), mine(self.exp_avg_sq), [],
-                      [self.step_count] * len(slots), amsgrad=s["amsgrad"], lr=s["lr"], beta1=s["betas"][0],
-                      beta2=s["betas"][1], weight_decay=s["weight_decay"], eps=s["eps"], maximize=s["maximize"],
-                      grad_scale=None, found_inf=None)
-            else:
-                torch._fused_sgd_(mine(self.views), mine(grads), mine(self.momentum) if s["momentum"] else [],
-                                  weight_decay=s["weight_decay"], momentum=s["momentum"], lr=s["lr"],
-                                  dampening=s["dampening"], nesterov=s["nesterov"], maximize=s["maximize"],
-                                  is_first_step=self.first_step and s["momentum"] != 0, grad_scale=None,
-                                  found_inf=None)
-        self.first_step = False
+        for k, optimizer in enumerate(self.models):
+            if alive[k]:
+                optimizer.step([g[k] for g in grads])
 
 
 @torch.inference_mode()

@@ -66,10 +66,23 @@ def seeded_model(config: RunConfig, device: str) -> nn.Module:
     return model
 
 
-def make_optimizer(config: RunConfig, params: Iterable[torch.Tensor], device: str) -> torch.optim.Optimizer:
+FUSED_OPTIMIZERS = ("adam", "adamw", "sgd")  # torch has one-pass kernels for these; rmsprop goes through torch.optim
+FUSED_DEVICES = ("cpu", "cuda")  # where those kernels exist
+
+
+def make_optimizer(config: RunConfig, params: Iterable[torch.Tensor],
+                   device: str) -> FusedOptimizer | torch.optim.Optimizer:
+    """The optimizer a run trains with: torch's fused kernel called directly where there is one."""
+    params = list(params)
+    if config.optimizer in FUSED_OPTIMIZERS and device in FUSED_DEVICES:
+        return FusedOptimizer(config, params, device)
+    return torch_optimizer(config, params, device)
+
+
+def torch_optimizer(config: RunConfig, params: Iterable[torch.Tensor], device: str) -> torch.optim.Optimizer:
     # The fused kernels do a whole optimizer step in one pass over the weights: at small batches that
     # pass is most of the step's time.
-    fast: dict[str, Any] = {"fused": True} if device in ("cpu", "cuda") else {"foreach": True}
+    fast: dict[str, Any] = {"fused": True} if device in FUSED_DEVICES else {"foreach": True}
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, **fast)
     if config.optimizer == "adamw":
@@ -77,6 +90,51 @@ def make_optimizer(config: RunConfig, params: Iterable[torch.Tensor], device: st
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, **fast)
     return torch.optim.RMSprop(params, lr=config.lr, momentum=config.momentum, foreach=True)
+
+
+class FusedOptimizer:
+    """torch.optim's fused Adam, AdamW or SGD step without the Python around it.
+
+    torch.optim spends about 0.3 ms a step grouping tensors and checking options before it calls the one
+    kernel that does the work: a fifth of a batch-10 MLP step on a CPU. This calls the same kernel with
+    the same state, so the weights match torch.optim's bit for bit (a test checks it). The settings
+    (betas, eps, weight decay, dampening, ...) are read off the optimizer torch_optimizer builds, so
+    nothing is restated here. `params` may be views (a stacked sweep's slices): step() takes their grads.
+    """
+
+    def __init__(self, config: RunConfig, params: list[torch.Tensor], device: str):
+        probe = torch.zeros(1, device=device, requires_grad=True)
+        group = torch_optimizer(config, [probe], device).param_groups[0]
+        self.settings = {name: value for name, value in group.items() if name != "params"}
+        self.params, self.sgd = params, config.optimizer == "sgd"
+        zeros = lambda: [torch.zeros_like(p) for p in params]  # noqa: E731
+        if self.sgd:
+            self.momentum = zeros() if self.settings["momentum"] else []
+            self.first_step = True
+        else:
+            self.exp_avg, self.exp_avg_sq = zeros(), zeros()
+            self.step_count = torch.zeros((), dtype=torch.float32, device=device)  # torch's own dtype for it
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self, grads: list[torch.Tensor] | None = None) -> None:
+        grads = [p.grad for p in self.params] if grads is None else grads
+        s = self.settings
+        if self.sgd:
+            torch._fused_sgd_(self.params, grads, self.momentum, weight_decay=s["weight_decay"],
+                              momentum=s["momentum"], lr=s["lr"], dampening=s["dampening"], nesterov=s["nesterov"],
+                              maximize=s["maximize"], is_first_step=self.first_step and bool(self.momentum),
+                              grad_scale=None, found_inf=None)
+            self.first_step = False
+            return
+        self.step_count += 1  # one count serves every tensor: torch keeps equal ones per tensor
+        fused = torch._fused_adamw_ if s["decoupled_weight_decay"] else torch._fused_adam_
+        fused(self.params, grads, self.exp_avg, self.exp_avg_sq, [], [self.step_count] * len(self.params),
+              amsgrad=False, lr=s["lr"], beta1=s["betas"][0], beta2=s["betas"][1], weight_decay=s["weight_decay"],
+              eps=s["eps"], maximize=s["maximize"], grad_scale=None, found_inf=None)
 
 
 def autocast(config: RunConfig, device: str):

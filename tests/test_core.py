@@ -20,7 +20,7 @@ from mnist_core.config import PRESETS, ConfigError, RunConfig, parse_values, run
 from mnist_core.data import MEAN, STD, normalize
 from mnist_core.models import MLP, build_model, format_flow, multiply_adds, shape_flow
 from mnist_core.sweep import run_sweep
-from mnist_core.train import train
+from mnist_core.train import FusedOptimizer, make_optimizer, seeded_model, torch_optimizer, train
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = dict(train_size=512, batch_size=64, epochs=2, init="xavier_uniform", lr=0.003)
@@ -209,6 +209,25 @@ def test_training_flushes_denormal_floats_in_the_thread_that_trains(synthetic):
     if not seen["supported"]:
         pytest.skip("this CPU cannot flush denormals")
     assert seen["before"] > 0 and seen["after"] == 0
+
+
+@pytest.mark.parametrize("changes", [dict(optimizer="adam"), dict(optimizer="adamw"), dict(model="cnn"),
+                                     dict(optimizer="sgd", momentum=0.9), dict(optimizer="sgd", momentum=0.0)])
+def test_the_fused_optimizer_steps_exactly_as_torch_optim_does(changes):
+    config = RunConfig(lr=0.01, init="xavier_uniform", **changes)
+    ours, theirs = seeded_model(config, "cpu").eval(), seeded_model(config, "cpu").eval()  # eval: no dropout draws
+    fast = make_optimizer(config, ours.parameters(), "cpu")
+    reference = torch_optimizer(config, theirs.parameters(), "cpu")
+    assert isinstance(fast, FusedOptimizer)
+    x = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    for _ in range(4):
+        for model, optimizer in ((ours, fast), (theirs, reference)):
+            optimizer.zero_grad(set_to_none=True)
+            model(x).square().mean().backward()
+            optimizer.step()
+    for mine, ref in zip(ours.parameters(), theirs.parameters()):
+        assert torch.equal(mine, ref)
+    assert not torch.equal(next(ours.parameters()), next(seeded_model(config, "cpu").parameters()))  # it trained
 
 
 def test_a_diverging_run_stops_as_diverged_and_keeps_its_curves(synthetic):
