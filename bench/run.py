@@ -1,6 +1,6 @@
 """Benchmarks: the engine against the seed's training loop, against the hardware, sweeps, and the cache.
 
-    MNIST_DATA_DIR=../shared/data/mnist python bench/run.py           # everything (about 10 minutes on 2 cores)
+    MNIST_DATA_DIR=../shared/data/mnist python bench/run.py           # everything (about 6 minutes on 2 cores)
     MNIST_DATA_DIR=../shared/data/mnist python bench/run.py --quick   # a reduced set, under 2 minutes
 
 Prints a table and writes bench/results.json: every figure, every ratio, the machine, the torch
@@ -13,8 +13,8 @@ machine falls on both.
    also run a test pass each epoch (the seed plots test accuracy per epoch; our engine always does).
    Slow cases train on a subset of the training images; the table says which.
 2. hardware: the MLP's training FLOP/s (multiply-adds x 2 x 3 x images/s) against this machine's
-   fp32 matmul peak measured here with torch.mm; at batch 10, the step against the floor set by one
-   fused Adam pass over the 268k weights.
+   fp32 matmul peak measured here with torch.mm; at batch 10, the step against the floor set by the
+   engine's fused Adam pass over the 268k weights.
 3. sweeps: a 4-value learning-rate sweep trained stacked (run_sweep's automatic path) against the
    same 4 runs one after another; the epoch sweep {5, 30, 50, 100} through epoch-prefix reuse
    against training each value separately.
@@ -55,7 +55,7 @@ from mnist_core.config import RunConfig  # noqa: E402
 from mnist_core.data import FILES, MnistData, data_dir_from_env, load_mnist  # noqa: E402
 from mnist_core.models import multiply_adds  # noqa: E402
 from mnist_core.sweep import run_sweep  # noqa: E402
-from mnist_core.train import evaluate, seeded_model, train  # noqa: E402
+from mnist_core.train import evaluate, make_optimizer, seeded_model, train  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results.json"
 rows: list[dict] = []  # the table: one dict per figure
@@ -204,11 +204,11 @@ def matmul_peak(n: int = 4096, repeats: int = 3) -> float:
 
 
 def adam_floor(config: RunConfig, steps: int = 200) -> float:
-    """Seconds of one fused Adam step over the MLP's weights: the least a training step can cost."""
+    """Seconds of the engine's fused Adam step over the MLP's weights: the least a training step can cost."""
     model = seeded_model(config, "cpu")
     for p in model.parameters():
         p.grad = torch.randn_like(p) * 1e-3
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
+    optimizer = make_optimizer(config, model.parameters(), "cpu")
     for _ in range(20):
         optimizer.step()
     times = []
