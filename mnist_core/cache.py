@@ -168,24 +168,42 @@ class RunCache:
         With `snapshot_epochs`, the weights at those epochs are stored too, each as the run of the
         same config with that many epochs: an epoch sweep trains only its longest value.
         """
-        key = self.key_for(config, data)
-        if (hit := self.get(key)) is not None:
-            return hit
-        lock = self.acquire(key, should_stop)
-        try:
-            if (hit := self.get(key)) is not None:  # someone else trained it while we waited
-                return hit
-            if trainer is None:
-                from .train import train as trainer
-            result, snapshots = trainer(config, data, progress=progress, should_stop=should_stop,
-                                        snapshot_epochs=snapshot_epochs)
-            result.key = key
-            self.store(result, snapshots, data)
-            return result
-        finally:
-            lock.release()
+        if trainer is None:
+            from .train import train as trainer
 
-    def store(self, result: RunResult, snapshots: dict[int, dict], data: MnistData) -> None:
+        def train_it(_: list[int]) -> list[tuple[RunResult, dict]]:
+            return [trainer(config, data, progress=progress, should_stop=should_stop, snapshot_epochs=snapshot_epochs)]
+
+        return self.get_or_train_all([config], data, train_it, should_stop)[0]
+
+    def get_or_train_all(self, configs: list[RunConfig], data: MnistData,
+                         train_missing: Callable[[list[int]], list[tuple[RunResult, dict]]],
+                         should_stop: StopFn | None = None) -> list[RunResult]:
+        """The cached run for each of `configs`; `train_missing(indices)` trains those not cached and returns
+        (result, snapshots) for each, in order. Every key's lock is held meanwhile, taken in sorted order so
+        that two processes asking for overlapping sets cannot deadlock; a run another process finished
+        while we waited is served, not trained again.
+        """
+        keys = [self.key_for(c, data) for c in configs]
+        results: list[RunResult | None] = [self.get(key) for key in keys]
+        if all(r is not None for r in results):
+            return results
+        locks = []
+        try:
+            for key in sorted(set(keys)):
+                locks.append(self._acquire(key, should_stop))
+            results = [self.get(key) for key in keys]  # someone else may have trained some while we waited
+            todo = [i for i, r in enumerate(results) if r is None]
+            for i, (result, snapshots) in zip(todo, train_missing(todo) if todo else []):
+                result.key = keys[i]
+                self._store(result, snapshots, data)
+                results[i] = result
+            return results
+        finally:
+            for lock in locks:
+                lock.release()
+
+    def _store(self, result: RunResult, snapshots: dict[int, dict], data: MnistData) -> None:
         """Stores a trained run and, as runs of their own, its snapshots: complete shorter runs of the
         same config, kept even if this run stopped later (diverged or cancelled)."""
         for epochs, weights in snapshots.items():
@@ -194,7 +212,7 @@ class RunCache:
             self.put(shorter)
         self.put(result)
 
-    def acquire(self, key: str, should_stop: StopFn | None = None) -> FileLock:
+    def _acquire(self, key: str, should_stop: StopFn | None = None) -> FileLock:
         """Waits for the key's lock; gives up (Cancelled) if the caller is told to stop meanwhile."""
         lock = self.lock(key)
         while True:

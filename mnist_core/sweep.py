@@ -68,24 +68,35 @@ def run_sweep(configs: list[RunConfig], data: MnistData, cache: RunCache, *,
         if should_stop is not None and should_stop():
             break
 
-        def job_progress(j: int, epoch: int, fraction: float, metrics: dict[str, Any], group=group) -> None:
+        group_configs = [job.config for job in group]
+        snapshot_epochs = [{configs[i].epochs for i in job.serves} - {job.config.epochs} for job in group]
+
+        def job_progress(j: int, epoch: int, fraction: float, metrics: dict[str, Any]) -> None:
             for i in group[j].serves:
                 if progress is not None and epoch <= configs[i].epochs:
                     progress(i, epoch, fraction, metrics)
 
-        snapshot_epochs = [{configs[i].epochs for i in job.serves} - {job.config.epochs} for job in group]
-        if len(group) == 1:
-            longest = [cache.get_or_train(group[0].config, data, should_stop=should_stop,
-                                          progress=lambda *a: job_progress(0, *a), snapshot_epochs=snapshot_epochs[0])]
-        else:
-            longest = get_or_train_stacked(cache, [job.config for job in group], data, progress=job_progress,
-                                           should_stop=should_stop, snapshot_epochs=snapshot_epochs)
+        def train_missing(todo: list[int]) -> list[tuple[RunResult, dict]]:
+            # all of the group, or fewer if another process trained some of it meanwhile
+            return _train_together([group_configs[j] for j in todo], data, [snapshot_epochs[j] for j in todo],
+                                   lambda k, *a: job_progress(todo[k], *a), should_stop)
+
+        longest = cache.get_or_train_all(group_configs, data, train_missing, should_stop)
         for job, result in zip(group, longest):
             for i in job.serves:
                 results[i] = _serve(configs[i], result, data, cache)
                 if on_result and results[i] is not None:
                     on_result(i, results[i])
     return results
+
+
+def _train_together(configs: list[RunConfig], data: MnistData, snapshot_epochs: list[set[int]],
+                    progress: SweepProgressFn, should_stop: StopFn | None) -> list[tuple[RunResult, dict]]:
+    """Trains configs that share a stack key: stacked when there are several, alone when one."""
+    if len(configs) == 1:
+        return [train_one(configs[0], data, progress=lambda *a: progress(0, *a), should_stop=should_stop,
+                          snapshot_epochs=snapshot_epochs[0])]
+    return train_stacked(configs, data, progress=progress, should_stop=should_stop, snapshot_epochs=snapshot_epochs)
 
 
 def _serve(config: RunConfig, longest: RunResult, data: MnistData, cache: RunCache) -> RunResult | None:
@@ -98,48 +109,6 @@ def _serve(config: RunConfig, longest: RunResult, data: MnistData, cache: RunCac
     if longest.status == "diverged":  # it diverged before this run's last epoch: so would this run
         return _truncated(longest, config)
     return None
-
-
-def get_or_train_stacked(cache: RunCache, configs: list[RunConfig], data: MnistData, *,
-                         progress: SweepProgressFn | None = None, should_stop: StopFn | None = None,
-                         snapshot_epochs: list[set[int]] | None = None) -> list[RunResult]:
-    """cache.get_or_train for several configs that train stacked: each is cached under its own key.
-
-    The keys' locks are taken in sorted order, so two processes asking for overlapping sweeps cannot
-    deadlock; a run some other process finished meanwhile is served from the cache, not retrained.
-    """
-    keys = [cache.key_for(c, data) for c in configs]
-    snapshot_epochs = snapshot_epochs or [set() for _ in configs]
-    results: list[RunResult | None] = [cache.get(key) for key in keys]
-    if all(r is not None for r in results):
-        return results
-    locks = []
-    try:
-        for key in sorted(set(keys)):
-            locks.append(cache.acquire(key, should_stop))
-        results = [cache.get(key) for key in keys]
-        todo = [k for k, r in enumerate(results) if r is None]
-        if not todo:
-            return results
-
-        def todo_progress(j: int, epoch: int, fraction: float, metrics: dict[str, Any]) -> None:
-            if progress is not None:
-                progress(todo[j], epoch, fraction, metrics)
-
-        if len(todo) == 1:  # the others were trained meanwhile by another process
-            trained = [train_one(configs[todo[0]], data, progress=lambda *a: todo_progress(0, *a),
-                                 should_stop=should_stop, snapshot_epochs=snapshot_epochs[todo[0]])]
-        else:
-            trained = train_stacked([configs[k] for k in todo], data, progress=todo_progress,
-                                    should_stop=should_stop, snapshot_epochs=[snapshot_epochs[k] for k in todo])
-        for k, (result, snapshots) in zip(todo, trained):
-            result.key = keys[k]
-            cache.store(result, snapshots, data)
-            results[k] = result
-        return results
-    finally:
-        for lock in locks:
-            lock.release()
 
 
 def _truncated(longest: RunResult, config: RunConfig) -> RunResult:

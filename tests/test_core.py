@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from mnist_core import config as config_module
+from mnist_core import sweep as sweep_module
 from mnist_core.cache import RunCache, UnknownRunError, check_key
 from mnist_core.config import PRESETS, ConfigError, RunConfig, parse_values, run_key
 from mnist_core.data import MEAN, STD, normalize
@@ -252,8 +253,7 @@ def test_cancel_stops_between_steps_and_nothing_is_cached(synthetic, cache):
 
 def test_an_epoch_sweep_trains_only_its_longest_run_and_each_prefix_is_a_real_run(synthetic, cache, monkeypatch):
     trained = []
-    original = RunCache.get_or_train
-    monkeypatch.setattr(RunCache, "get_or_train", lambda self, c, *a, **k: trained.append(c.epochs) or original(self, c, *a, **k))
+    monkeypatch.setattr(sweep_module, "train_one", lambda c, *a, **k: trained.append(c.epochs) or train(c, *a, **k))
     configs = [RunConfig(**{**SMALL, "epochs": e}) for e in (1, 3, 2)]
     results = run_sweep(configs, synthetic, cache)
     assert trained == [3]
