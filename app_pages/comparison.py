@@ -27,7 +27,7 @@ from mnist_core.config import (ACTIVATIONS, CONV_LAYERS, INITS, MAX_EPOCHS, MNIS
 from mnist_core.evaluate import confusion_table
 from mnist_core.charts import confusion_chart
 from mnist_core.train import EpochMetrics, RunResult
-from app_pages.shared import (OverTheCap, dataset_or_error, percent, run_cache, test_set_report,
+from app_pages.shared import (OverTheCap, dataset_or_error, keep, percent, restore, run_cache, test_set_report,
                               training_turn)
 
 log = logging.getLogger(__name__)
@@ -96,32 +96,14 @@ def widget_keys(model: str) -> list[str]:
 
 
 def init_state(model: str) -> None:
-    """Fills the sidebar's widgets: as the student left them, else the first seed experiment, quick-look sized.
-
-    Streamlit drops a widget's value when its page is not shown, so the values are also kept under a
-    key of their own (`<model>.saved`) that no widget owns.
-    """
-    if key(model, "param") in st.session_state:
-        return
-    if saved := st.session_state.get(f"{model}.saved"):
-        st.session_state.update(saved)
+    """Fills the sidebar's widgets: as the student left them (see shared.keep), else the first seed
+    experiment, quick-look sized."""
+    if all(restore(k, None) is not None for k in widget_keys(model)):
         return
     first_preset = next(p for p in PRESETS.values() if p.base.model == model)
     quick_look = RunConfig(model=model, train_size=QUICK_LOOK_SIZE, test_size=QUICK_LOOK_TEST_SIZE, epochs=3)
     load_into_sidebar(model, Comparison(quick_look,
                                         first_preset.param, tuple(first_preset.values)))
-
-
-def kept_view(model: str, name: str, default):
-    """A results view setting (log scale, the inspected run) as the student last left it; see keep_view."""
-    return st.session_state.get(f"{model}.kept.{name}", default)
-
-
-def keep_view(model: str, name: str, value):
-    # Like the sidebar's values (init_state), a view widget's value is dropped while another page is
-    # shown; this copy, under a key no widget owns, becomes the widget's default when the page returns.
-    st.session_state[f"{model}.kept.{name}"] = value
-    return value
 
 
 def load_preset(model: str, name: str) -> None:
@@ -214,7 +196,8 @@ def comparison_page(model: str) -> None:
     init_state(model)
     link_error = apply_link(model)
     sidebar(model)
-    st.session_state[f"{model}.saved"] = {k: st.session_state[k] for k in widget_keys(model)}
+    for k in widget_keys(model):
+        keep(k, st.session_state[k])
 
     title, intro = PAGE_TEXT[model]
     st.title(title)
@@ -319,7 +302,7 @@ def train_section(model: str, comparison: Comparison, valid: list[Entry], data, 
                    for i, c in enumerate(configs)]
         frame = metrics_frame(valid, partial)
         if len(frame):
-            log_scale = kept_view(model, "log", model == "mlp")
+            log_scale = restore(f"{model}.view.log", model == "mlp")
             live_chart.altair_chart(metric_chart(frame, "train_loss", log_scale=log_scale, legend_title=param_title),
                                     width="stretch")
 
@@ -426,8 +409,9 @@ def results_section(model: str, comparison: Comparison, items: list[Entry], data
             st.warning(f"**{param_title} = {row.value}** diverged at epoch {run.diverged_epoch}: its loss became "
                        f"infinite or NaN, {drawn}. A smaller learning rate (or another init) usually fixes that.")
 
-    log_scale = keep_view(model, "log", st.toggle(
-        "Log scale for the loss charts", value=kept_view(model, "log", model == "mlp"), key=f"{model}.view.log",
+    restore(f"{model}.view.log", model == "mlp")
+    log_scale = keep(f"{model}.view.log", st.toggle(
+        "Log scale for the loss charts", key=f"{model}.view.log",
         help="The seed's N(0, 1) init starts the loss in the hundreds; a log scale shows both that and the small "
              "losses later."))
     if len(metrics):
@@ -467,10 +451,10 @@ def inspect_section(model: str, items: list[Entry], results: list[RunResult | No
         return
     st.subheader("Inspect one run")
     labels = list(inspectable)
-    previous = kept_view(model, "inspect", None)
-    choice = keep_view(model, "inspect", st.selectbox(
-        f"Run ({param_title})", labels, index=labels.index(previous) if previous in labels else 0,
-        key=f"{model}.view.inspect"))
+    if restore(f"{model}.view.inspect", labels[0]) not in labels:  # a run of other settings
+        st.session_state[f"{model}.view.inspect"] = labels[0]
+    choice = keep(f"{model}.view.inspect",
+                  st.selectbox(f"Run ({param_title})", labels, key=f"{model}.view.inspect"))
     if choice not in inspectable:
         return
     report = test_set_report(inspectable[choice])

@@ -10,7 +10,8 @@ from mnist_core.charts import probability_chart
 from mnist_core.compare import run_label
 from mnist_core.evaluate import predict, probability_table
 from mnist_core.preprocess import ImageError, load_image_bytes, to_mnist
-from app_pages.shared import OverTheCap, dataset_or_error, run_cache, trained_model, training_turn
+from app_pages.shared import (OverTheCap, dataset_or_error, keep, restore, run_cache, trained_model,
+                              training_turn)
 
 # The seed's MLP (N(0, 1) init, Adam, lr 0.001, batch 100) for a few epochs: under a minute on a laptop CPU.
 STARTER = RunConfig(model="mlp", epochs=3)
@@ -79,13 +80,12 @@ with seen:
 
 known = {r.key: r for r in runs}
 # Runs chosen earlier may have left the cache since; a multiselect must not hold unknown options.
-# (kept under a key of its own too: Streamlit forgets a widget's value while another page is shown)
-remembered = st.session_state.get(RUNS_KEY, st.session_state.get("draw.saved_runs", []))
-st.session_state[RUNS_KEY] = [k for k in remembered if k in known] or [r.key for r in runs[:DEFAULT_MODELS]]
-chosen = st.multiselect("Models to ask", list(known), key=RUNS_KEY, format_func=lambda k: run_label(known[k]),
-                        help="Runs in the cache, newest first. Pick several, e.g. the four runs of an activation "
-                             "comparison, to see them side by side.")
-st.session_state["draw.saved_runs"] = chosen
+remembered = [k for k in restore(RUNS_KEY, []) if k in known]
+st.session_state[RUNS_KEY] = remembered or [r.key for r in runs[:DEFAULT_MODELS]]
+chosen = keep(RUNS_KEY, st.multiselect(
+    "Models to ask", list(known), key=RUNS_KEY, format_func=lambda k: run_label(known[k]),
+    help="Runs in the cache, newest first. Pick several, e.g. the four runs of an activation comparison, to see "
+         "them side by side."))
 
 if digit is not None and chosen:
     for start in range(0, len(chosen), MODELS_PER_ROW):

@@ -1,4 +1,4 @@
-"""What every page shares: the dataset and the run cache (one per server process), and settings
+"""What every page shares: the dataset and the run cache (one per server process), and widget values
 that survive switching pages.
 
 Not a page itself: app.py lists the pages with st.navigation, so this file is only imported.
@@ -6,7 +6,7 @@ Not a page itself: app.py lists the pages with st.navigation, so this file is on
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import streamlit as st
 
@@ -15,6 +15,22 @@ from mnist_core.hosting import HostingLimits, TrainingSlots
 from mnist_core.sweep import plan
 from mnist_core.cache import check_key
 from mnist_core.evaluate import EvaluationReport, evaluate_test_set, load_model
+
+# Streamlit forgets a widget's value while another page is shown. Pages keep a copy under a key that
+# no widget owns, and put it back before they draw the widget again.
+def keep(key: str, value: Any) -> Any:
+    """Keeps `value`, the widget `key`'s value this run, for when the page is shown again."""
+    st.session_state[f"{key}.kept"] = value
+    return value
+
+
+def restore(key: str, default: Any) -> Any:
+    """The widget `key`'s value: its current one, else the one last kept, else `default`. Call it before
+    drawing the widget (without a value= argument: the value comes from here)."""
+    if key not in st.session_state:
+        st.session_state[key] = st.session_state.get(f"{key}.kept", default)
+    return st.session_state[key]
+
 
 @st.cache_resource(show_spinner="Loading MNIST onto the training device…")
 def dataset() -> MnistData:

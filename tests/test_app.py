@@ -125,6 +125,20 @@ def test_switching_pages_keeps_how_the_results_are_viewed():
     assert "Train loss" in titles and "Train loss (log scale)" not in titles
 
 
+def test_switching_pages_keeps_the_models_chosen_on_the_draw_page():
+    at = open_page("app_pages/mlp.py")
+    set_mlp(at, "0.01, 0.002", seed=31)
+    at.button(key="mlp.run").click().run()
+    at.switch_page("app_pages/draw.py").run()
+    newest_first = at.multiselect(key="draw.cfg.runs").value  # the newest runs are chosen by default
+    assert len(newest_first) >= 2
+    at.multiselect(key="draw.cfg.runs").set_value(newest_first[-1:]).run()
+    at.switch_page("app_pages/mlp.py").run()
+    at.switch_page("app_pages/draw.py").run()
+    assert not at.exception
+    assert at.multiselect(key="draw.cfg.runs").value == newest_first[-1:]
+
+
 def test_a_batch_size_comparison_shows_more_steps_for_smaller_batches():
     at = open_page("app_pages/mlp.py")
     set_mlp(at, "10, 500", seed=13, param="batch_size")
