@@ -14,8 +14,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from .cache import RunCache
-from .config import FIELD_TYPES, MNIST_TEST_SIZE, MODELS, SWEEPABLE, ConfigError, RunConfig, parse_values
+from .config import FIELD_LABELS, FIELD_TYPES, label, MNIST_TEST_SIZE, MODELS, SWEEPABLE, ConfigError, RunConfig, parse_values
 from .data import MnistData
+from .i18n import N_
 from .models import multiply_adds, shape_flow
 from .sweep import plan
 from .train import RunResult
@@ -26,13 +27,7 @@ EVAL_COST = 1 / 3          # a test image costs about a third of a training imag
 
 
 # What each comparable setting is called on screen, and the values a comparison starts from.
-PARAM_TITLES = {
-    "lr": "learning rate", "epochs": "epochs", "batch_size": "batch size", "activations": "activations",
-    "optimizer": "optimizer", "init": "weight init", "hidden": "hidden width", "momentum": "momentum",
-    "seed": "random seed", "train_size": "training images", "stride": "stride", "kernel_size": "filter size",
-    "padding": "padding", "conv_layers": "conv layers changed", "keep_prob": "dropout keep probability",
-    "precision": "precision",
-}
+PARAM_TITLES = FIELD_LABELS
 DEFAULT_VALUES = {
     "lr": "0.1, 0.01, 0.001, 0.0001", "epochs": "5, 10, 15", "batch_size": "10, 30, 100, 1000",
     "activations": "sigmoid,sigmoid; sigmoid,relu; relu,sigmoid; relu,relu", "optimizer": "adam, sgd, rmsprop, adamw",
@@ -82,11 +77,13 @@ def format_values(param: str, values: Iterable[Any]) -> str:
 def make_comparison(base: RunConfig, param: str, values_text: str) -> Comparison:
     """Reads the "compare by" settings; raises ConfigError with a message for the student."""
     if param not in SWEEPABLE[base.model]:
-        raise ConfigError(f"'{param}' cannot be compared for the {base.model.upper()}. "
-                          f"Choose one of: {', '.join(SWEEPABLE[base.model])}.")
+        raise ConfigError(N_("The {setting} cannot be compared for the {model}. Choose one of: {choices}."),
+                          setting=label(param), model=base.model.upper(),
+                          choices=", ".join(SWEEPABLE[base.model]))
     values = parse_values(param, values_text or "")
     if len(values) > MAX_VALUES:
-        raise ConfigError(f"Compare at most {MAX_VALUES} values at once (got {len(values)}).")
+        raise ConfigError(N_("Compare at most {most} values at once (got {count})."), most=MAX_VALUES,
+                          count=len(values))
     return Comparison(base, param, tuple(values))
 
 
@@ -255,6 +252,7 @@ def shape_flow_frame(items: Sequence[Entry]) -> pd.DataFrame:
 
 URL_PARAM = "compare"
 URL_VALUES = "values"
+URL_LANG = "lang"  # the language a link was shared in; not part of the comparison
 
 
 def to_query_params(comparison: Comparison) -> dict[str, str]:
@@ -273,20 +271,22 @@ def from_query_params(params: Mapping[str, Any], model: str | None = None) -> Co
         if isinstance(value, (list, tuple)):  # a parameter given twice: the last one wins, as in Streamlit
             value = value[-1] if value else ""
         if not isinstance(value, str) or len(value) > MAX_URL_VALUE_CHARS:
-            raise ConfigError(f"The link's setting '{str(name)[:40]}' is not valid.")
+            raise ConfigError(N_("The link's setting '{name}' is not valid."), name=str(name)[:40])
         clean[str(name)] = value
-    unknown = sorted(set(clean) - set(FIELD_TYPES) - {URL_PARAM, URL_VALUES})
+    unknown = sorted(set(clean) - set(FIELD_TYPES) - {URL_PARAM, URL_VALUES, URL_LANG})
     if unknown:
-        raise ConfigError(f"The link has settings this app does not know: {', '.join(n[:40] for n in unknown)}.")
+        raise ConfigError(N_("The link has settings this app does not know: {names}."),
+                          names=", ".join(n[:40] for n in unknown))
     if URL_PARAM not in clean or URL_VALUES not in clean:
-        raise ConfigError("The link does not say what to compare (it needs 'compare' and 'values').")
+        raise ConfigError(N_("The link does not say what to compare (it needs 'compare' and 'values')."))
     settings = {name: value for name, value in clean.items() if name in FIELD_TYPES}
     settings.setdefault("model", model or "mlp")
     if settings["model"].strip().lower() not in MODELS:
-        raise ConfigError(f"The link's model '{settings['model'][:40]}' is not one of: {', '.join(MODELS)}.")
+        raise ConfigError(N_("The link's model '{model}' is not one of: {choices}."), model=settings["model"][:40],
+                          choices=", ".join(MODELS))
     if model is not None and settings["model"].strip().lower() != model:
-        raise ConfigError(f"This link is a {settings['model'].upper()} comparison; open it on the "
-                          f"{settings['model'].upper()} page.")
+        raise ConfigError(N_("This link is a {model} comparison; open it on the {model} page."),
+                          model=settings["model"].upper())
     base = RunConfig.from_dict(settings)
     return make_comparison(base, clean[URL_PARAM].strip(), clean[URL_VALUES])
 

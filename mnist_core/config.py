@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .i18n import N_, LabError, Text
+
 # Bump when a change to the engine changes what a config trains to: every cached run is then retrained.
 ENGINE_VERSION = 1
 
@@ -28,8 +30,25 @@ MNIST_TRAIN_SIZE = 60_000
 MNIST_TEST_SIZE = 10_000
 
 
-class ConfigError(ValueError):
+class ConfigError(LabError, ValueError):
     """A config a run cannot be trained with; the message is meant for the student who typed it."""
+
+
+# What each setting is called on screen (and in errors): the student never sees a field name.
+FIELD_LABELS = {
+    "model": N_("model"), "hidden": N_("hidden width"), "activations": N_("activations"), "init": N_("weight init"),
+    "kernel_size": N_("filter size"), "stride": N_("stride"), "padding": N_("padding"),
+    "conv_layers": N_("conv layers changed"), "keep_prob": N_("dropout keep probability"),
+    "optimizer": N_("optimizer"), "lr": N_("learning rate"), "momentum": N_("momentum"), "epochs": N_("epochs"),
+    "batch_size": N_("batch size"), "train_size": N_("training images"), "test_size": N_("test images per epoch"),
+    "seed": N_("random seed"), "precision": N_("precision"), "device": N_("device"),
+    "activation": N_("activation function"),
+}
+
+
+def label(name: str) -> Text:
+    """A setting's name as the page shows it (translated where it is shown)."""
+    return Text(FIELD_LABELS.get(name, name))
 
 
 @dataclass(frozen=True)
@@ -73,7 +92,7 @@ class RunConfig:
         """Builds a config from loosely typed values (CLI strings, URL parameters, JSON)."""
         unknown = set(values) - set(FIELD_TYPES)
         if unknown:
-            raise ConfigError(f"Unknown setting(s): {', '.join(sorted(unknown))}.")
+            raise ConfigError(N_("Unknown setting(s): {names}."), names=", ".join(sorted(unknown)))
         return cls(**{name: coerce(name, value) for name, value in values.items()})
 
     def replace(self, **changes: Any) -> "RunConfig":
@@ -95,7 +114,7 @@ FIELD_TYPES: dict[str, type] = {f.name: f.type for f in dataclasses.fields(RunCo
 def coerce(name: str, value: Any) -> Any:
     """Turns a loosely typed value into the type of field `name`, or raises ConfigError."""
     if name not in FIELD_TYPES:
-        raise ConfigError(f"Unknown setting '{name}'.")
+        raise ConfigError(N_("Unknown setting '{name}'."), name=name)
     kind = FIELD_TYPES[name]
     try:
         if kind in ("int", int):
@@ -118,26 +137,32 @@ def coerce(name: str, value: Any) -> Any:
             return tuple(parts)
         return str(value).strip().lower()
     except (TypeError, ValueError):
-        expected = {"int": "a whole number", "float": "a number"}.get(str(kind), "text")
-        raise ConfigError(f"{name} must be {expected}, got {value!r}.") from None
+        template = {"int": N_("The {setting} must be a whole number, got '{value}'."),
+                    "float": N_("The {setting} must be a number, got '{value}'.")}.get(str(kind), N_(
+                        "The {setting} must be text, got '{value}'."))
+        raise ConfigError(template, setting=label(name), value=str(value)[:40]) from None
 
 
-def _check(ok: bool, message: str) -> None:
+def _check(ok: bool, template: str, **params: Any) -> None:
     if not ok:
-        raise ConfigError(message)
+        raise ConfigError(template, **params)
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    _check(value in allowed, f"Unknown {name} '{value}'. Choose one of: {', '.join(allowed)}.")
+    _check(value in allowed, N_("Unknown {setting} '{value}'. Choose one of: {choices}."),
+           setting=label(name), value=value, choices=", ".join(allowed))
 
 
 def _validate(c: RunConfig) -> None:
     for f in dataclasses.fields(c):
         value = getattr(c, f.name)
+        name = label(f.name)
         if f.type in ("int", int):
-            _check(isinstance(value, int) and not isinstance(value, bool), f"{f.name} must be a whole number, got {value!r}.")
+            _check(isinstance(value, int) and not isinstance(value, bool),
+                   N_("The {setting} must be a whole number, got '{value}'."), setting=name, value=value)
         if f.type in ("float", float):
-            _check(isinstance(value, (int, float)) and not isinstance(value, bool), f"{f.name} must be a number, got {value!r}.")
+            _check(isinstance(value, (int, float)) and not isinstance(value, bool),
+                   N_("The {setting} must be a number, got '{value}'."), setting=name, value=value)
     _choice("model", c.model, MODELS)
     _choice("init", c.init, INITS)
     _choice("optimizer", c.optimizer, OPTIMIZERS)
@@ -145,24 +170,33 @@ def _validate(c: RunConfig) -> None:
     _choice("precision", c.precision, PRECISIONS)
     _choice("device", c.device, DEVICES)
     _check(isinstance(c.activations, tuple) and len(c.activations) == 2,
-           f"The MLP has two hidden layers, so give two activations (e.g. relu,sigmoid), got {c.activations!r}.")
+           N_("The MLP has two hidden layers, so give two activations (e.g. relu,sigmoid), got {value}."),
+           value=repr(c.activations))
     for act in c.activations:
         _choice("activation", act, ACTIVATIONS)
-    _check(math.isfinite(c.lr) and c.lr > 0, f"The learning rate must be a positive number, got {c.lr}.")
-    _check(c.lr <= 10, f"A learning rate of {c.lr} is far too large to learn anything; use at most 10 (typical: 0.0001 to 0.1).")
-    _check(math.isfinite(c.momentum) and 0 <= c.momentum < 1, f"Momentum must be at least 0 and below 1, got {c.momentum}.")
-    _check(1 <= c.epochs <= MAX_EPOCHS, f"Epochs must be between 1 and {MAX_EPOCHS}, got {c.epochs}.")
-    _check(1 <= c.train_size <= MNIST_TRAIN_SIZE, f"The training-set size must be between 1 and {MNIST_TRAIN_SIZE:,}, got {c.train_size}.")
+    _check(math.isfinite(c.lr) and c.lr > 0, N_("The learning rate must be a positive number, got {lr}."), lr=c.lr)
+    _check(c.lr <= 10, N_("A learning rate of {lr} is far too large to learn anything; use at most 10 "
+                          "(typical: 0.0001 to 0.1)."), lr=c.lr)
+    _check(math.isfinite(c.momentum) and 0 <= c.momentum < 1,
+           N_("The momentum must be at least 0 and below 1, got {momentum}."), momentum=c.momentum)
+    _check(1 <= c.epochs <= MAX_EPOCHS, N_("The number of epochs must be between 1 and {most}, got {epochs}."),
+           most=MAX_EPOCHS, epochs=c.epochs)
+    _check(1 <= c.train_size <= MNIST_TRAIN_SIZE,
+           N_("The number of training images must be between 1 and {most:,}, got {size}."),
+           most=MNIST_TRAIN_SIZE, size=c.train_size)
     _check(100 <= c.test_size <= MNIST_TEST_SIZE,
-           f"The test-set size must be between 100 and {MNIST_TEST_SIZE:,}, got {c.test_size}.")
+           N_("The number of test images must be between 100 and {most:,}, got {size}."),
+           most=MNIST_TEST_SIZE, size=c.test_size)
     _check(1 <= c.batch_size <= c.train_size,
-           f"The batch size must be between 1 and the training-set size ({c.train_size:,}), got {c.batch_size}.")
-    _check(1 <= c.hidden <= 4096, f"The hidden width must be between 1 and 4096, got {c.hidden}.")
-    _check(1 <= c.kernel_size <= 28, f"The filter (kernel) size must be between 1 and 28, got {c.kernel_size}.")
-    _check(1 <= c.stride <= 28, f"The stride must be between 1 and 28, got {c.stride}.")
-    _check(0 <= c.padding <= 14, f"The padding must be between 0 and 14, got {c.padding}.")
-    _check(math.isfinite(c.keep_prob) and 0 < c.keep_prob <= 1, f"keep_prob must be above 0 and at most 1, got {c.keep_prob}.")
-    _check(-(2**63) <= c.seed < 2**63, f"The seed must fit in 64 bits, got {c.seed}.")
+           N_("The batch size must be between 1 and the number of training images ({size:,}), got {batch}."),
+           size=c.train_size, batch=c.batch_size)
+    _check(1 <= c.hidden <= 4096, N_("The hidden width must be between 1 and 4096, got {hidden}."), hidden=c.hidden)
+    _check(1 <= c.kernel_size <= 28, N_("The filter size must be between 1 and 28, got {size}."), size=c.kernel_size)
+    _check(1 <= c.stride <= 28, N_("The stride must be between 1 and 28, got {stride}."), stride=c.stride)
+    _check(0 <= c.padding <= 14, N_("The padding must be between 0 and 14, got {padding}."), padding=c.padding)
+    _check(math.isfinite(c.keep_prob) and 0 < c.keep_prob <= 1,
+           N_("The dropout keep probability must be above 0 and at most 1, got {keep}."), keep=c.keep_prob)
+    _check(-(2**63) <= c.seed < 2**63, N_("The random seed must fit in 64 bits, got {seed}."), seed=c.seed)
 
 
 def run_key(config: RunConfig, data_id: str, device: str) -> str:
@@ -235,14 +269,16 @@ SWEEPABLE = {
 def parse_values(param: str, text: str) -> list[Any]:
     """'0.1,0.01' -> [0.1, 0.01]; activations are separated by ';' or spaces: 'relu,relu; sigmoid,relu'."""
     if param not in FIELD_TYPES:
-        raise ConfigError(f"Unknown setting '{param}'. Choose one of: {', '.join(FIELD_TYPES)}.")
+        raise ConfigError(N_("Unknown setting '{name}'. Choose one of: {choices}."), name=param,
+                          choices=", ".join(FIELD_TYPES))
     if param == "activations":
         chunks = [c for c in text.replace(";", " ").split() if c]
     else:
         chunks = [c.strip() for c in text.split(",") if c.strip()]
     if not chunks:
-        raise ConfigError(f"Give at least one value for {param}.")
+        raise ConfigError(N_("Give at least one value for the {setting}."), setting=label(param))
     values = [coerce(param, c) for c in chunks]
     if len(set(values)) != len(values):
-        raise ConfigError(f"The values for {param} repeat: {text}.")
+        raise ConfigError(N_("The values for the {setting} repeat: {text}."), setting=label(param),
+                          text=text)
     return values

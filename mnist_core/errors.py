@@ -1,13 +1,16 @@
-"""Errors a student can cause and fix, kept free of torch so the CLI can name them without loading it."""
+"""Errors a student can cause and fix, kept free of torch so the CLI can name them without loading it.
+
+Each carries its English template and values (i18n.LabError), so a page can show it in Korean."""
+from .i18n import LabError
 
 
-class DataNotFoundError(RuntimeError):
+class DataNotFoundError(LabError, RuntimeError):
     """MNIST is missing or broken; the message says where we looked and how to fix it."""
 
 
-class DeviceError(RuntimeError):
+class DeviceError(LabError, RuntimeError):
     """The device asked for is not on this machine."""
 
 
-class ImageError(ValueError):
+class ImageError(LabError, ValueError):
     """An image that cannot be read; the message says why."""

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .config import ConfigError, RunConfig
+from .i18n import N_
 
 ACTIVATION_LAYERS = {
     "relu": nn.ReLU,
@@ -93,21 +94,21 @@ def shape_flow(config: RunConfig) -> list[FlowStep]:
     steps = [FlowStep("input", (1, 28, 28))]
     channels, size = 1, 28
 
-    def fail(layer: str, why: str) -> None:
-        flow = " -> ".join(str(s) for s in steps)
-        raise ConfigError(f"This CNN cannot work: at {layer}, {why}. Shape flow so far: {flow}. "
-                          "Use a smaller filter size or stride, or more padding.")
+    def fail(template: str, **params) -> None:
+        raise ConfigError(template, flow=" -> ".join(str(s) for s in steps), **params)
 
     for i, (spec, out_channels, pool_pad) in enumerate(zip(conv_specs(config), CNN_CHANNELS, POOL_PADDING), 1):
         if size + 2 * spec.padding < spec.kernel_size:
-            fail(f"conv{i}", f"the {spec.kernel_size}x{spec.kernel_size} filter is larger than its padded "
-                             f"{size + 2 * spec.padding}x{size + 2 * spec.padding} input")
+            fail(N_("This CNN cannot work: at conv{i}, the {kernel}x{kernel} filter is larger than its padded "
+                    "{size}x{size} input. Shape flow so far: {flow}. Use a smaller filter size or stride, or more "
+                    "padding."), i=i, kernel=spec.kernel_size, size=size + 2 * spec.padding)
         size = _out_size(size, spec.kernel_size, spec.stride, spec.padding)
         channels = out_channels
         steps.append(FlowStep(f"conv{i}", (channels, size, size),
                               f"k={spec.kernel_size} s={spec.stride} p={spec.padding}, ReLU"))
         if size + 2 * pool_pad < 2:
-            fail(f"pool{i}", f"the 2x2 max-pool gets a {size}x{size} input")
+            fail(N_("This CNN cannot work: at pool{i}, the 2x2 max-pool gets a {size}x{size} input. Shape flow so "
+                    "far: {flow}. Use a smaller filter size or stride, or more padding."), i=i, size=size)
         size = _out_size(size, 2, 2, pool_pad)
         steps.append(FlowStep(f"pool{i}", (channels, size, size), f"2x2 max-pool, p={pool_pad}"))
     steps.append(FlowStep("flatten", (channels * size * size,)))

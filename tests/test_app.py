@@ -152,7 +152,7 @@ def test_a_batch_size_comparison_shows_more_steps_for_smaller_batches():
     ("values", "0.1, fast", "must be a number"),
     ("values", "", "at least one value"),
     ("lr", 0.0, "learning rate must be a positive number"),
-    ("batch_size", 5000, "batch size must be between 1 and the training-set size"),
+    ("batch_size", 5000, "batch size must be between 1 and the number of training images"),
 ])
 def test_bad_input_shows_an_error_and_nothing_crashes(widget, value, message):
     at = open_page("app_pages/mlp.py")
@@ -182,7 +182,7 @@ def test_a_shared_link_shows_the_same_comparison_from_the_cache():
 def test_a_bad_link_shows_an_error():
     link = {**to_query_params(make_comparison(RunConfig(), "lr", "0.1")), "lr": "fast"}
     at = open_page("app_pages/mlp.py", query=link)
-    assert any("This link does not describe a comparison" in e.value and "lr must be a number" in e.value
+    assert any("This link does not describe a comparison" in e.value and "learning rate must be a number" in e.value
                for e in at.error)
 
 

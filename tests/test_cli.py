@@ -68,8 +68,8 @@ def test_shapes_prints_the_flow(capsys):
 
 @pytest.mark.parametrize("argv, words", [
     (["train", "--lr", "-1"], "learning rate must be a positive"),
-    (["train", "--lr", "abc"], "lr must be a number"),
-    (["train", "--activations", "relu,swish"], "Unknown activation 'swish'"),
+    (["train", "--lr", "abc"], "learning rate must be a number"),
+    (["train", "--activations", "relu,swish"], "Unknown activation function 'swish'"),
     (["train", "--batch-size", "0"], "batch size"),
     (["shapes", "--kernel-size", "10", "--conv-layers", "all"], "at conv3"),
     (["sweep", "--param", "lr"], "sweep needs --preset"),

@@ -34,18 +34,18 @@ SMALL = dict(train_size=512, batch_size=64, epochs=2, init="xavier_uniform", lr=
     ({"lr": -0.1}, "learning rate must be a positive"),
     ({"lr": float("nan")}, "learning rate must be a positive"),
     ({"lr": float("inf")}, "learning rate must be a positive"),
-    ({"epochs": 0}, "Epochs must be between 1"),
-    ({"epochs": 10_000}, "Epochs must be between 1 and 200"),
+    ({"epochs": 0}, "number of epochs must be between 1"),
+    ({"epochs": 10_000}, "number of epochs must be between 1 and 200"),
     ({"batch_size": 0}, "batch size must be between 1"),
-    ({"batch_size": 70_000}, "batch size must be between 1 and the training-set size"),
-    ({"train_size": 100, "batch_size": 101}, "training-set size (100)"),
-    ({"activations": ("relu", "swish")}, "Unknown activation 'swish'"),
+    ({"batch_size": 70_000}, "batch size must be between 1 and the number of training images"),
+    ({"train_size": 100, "batch_size": 101}, "number of training images (100)"),
+    ({"activations": ("relu", "swish")}, "Unknown activation function 'swish'"),
     ({"activations": ("relu",)}, "two activations"),
-    ({"init": "zeros"}, "Unknown init 'zeros'"),
+    ({"init": "zeros"}, "Unknown weight init 'zeros'"),
     ({"optimizer": "lbfgs"}, "Unknown optimizer 'lbfgs'"),
     ({"model": "transformer"}, "Unknown model"),
-    ({"momentum": 1.0}, "Momentum"),
-    ({"keep_prob": 0}, "keep_prob"),
+    ({"momentum": 1.0}, "momentum must be at least 0"),
+    ({"keep_prob": 0}, "dropout keep probability"),
     ({"epochs": 2.5}, "epochs must be a whole number"),
 ])
 def test_nonsense_configs_raise_one_error_type_with_a_readable_message(changes, words):
@@ -62,7 +62,7 @@ def test_from_dict_coerces_loose_values_and_rejects_unknown_or_malformed_ones():
     assert RunConfig.from_dict(c.to_dict()) == c  # JSON round trip
     with pytest.raises(ConfigError, match="Unknown setting"):
         RunConfig.from_dict({"learning_rate": 0.1})
-    with pytest.raises(ConfigError, match="lr must be a number"):
+    with pytest.raises(ConfigError, match="learning rate must be a number"):
         RunConfig.from_dict({"lr": "fast"})
     with pytest.raises(ConfigError, match="epochs must be a whole number"):
         RunConfig.from_dict({"epochs": "ten"})
@@ -371,5 +371,5 @@ def test_test_size_scores_the_first_test_images_only(synthetic):
     full, _ = train(RunConfig(**{**SMALL, "epochs": 1}), synthetic)  # all 256 synthetic test images
     assert small.epochs[0].train_loss == full.epochs[0].train_loss  # the training is the same
     assert round(small.epochs[0].test_acc * 100, 6).is_integer() and small.epochs[0].test_loss != full.epochs[0].test_loss
-    with pytest.raises(ConfigError, match="test-set size"):
+    with pytest.raises(ConfigError, match="number of test images"):
         RunConfig(test_size=20_000)
