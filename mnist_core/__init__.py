@@ -12,7 +12,7 @@ _HOME = {
     "Cancelled": "cache", "RunCache": "cache", "UnknownRunError": "cache",
     "PRESETS": "config", "ConfigError": "config", "Preset": "config", "RunConfig": "config", "run_key": "config",
     "DataNotFoundError": "errors", "DeviceError": "errors",
-    "MnistData": "data", "load_mnist": "data", "normalize": "data",
+    "MnistData": "data", "load_mnist": "data", "load_dataset": "data", "normalize": "data",
     "build_model": "models", "format_flow": "models", "shape_flow": "models",
     "run_sweep": "sweep",
     "EpochMetrics": "results", "RunResult": "results",

@@ -20,6 +20,7 @@ from .results import RunResult
 
 CONFIG_FLAGS = {  # flag -> (config field, help)
     "--model": ("model", "mlp or cnn"),
+    "--dataset": ("dataset", "mnist (digits, the default) or fashion-mnist (clothing)"),
     "--lr": ("lr", "learning rate, e.g. 0.001"),
     "--epochs": ("epochs", f"passes over the training set (1-{MAX_EPOCHS})"),
     "--batch-size": ("batch_size", "images per step"),
@@ -52,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     def with_config_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         for flag, (field, help_text) in CONFIG_FLAGS.items():
             p.add_argument(flag, dest=field, default=None, help=help_text)
-        p.add_argument("--data-dir", help="folder with the four MNIST files (default: $MNIST_DATA_DIR)")
+        p.add_argument("--data-dir", help="folder with the chosen dataset's four files (default: $MNIST_DATA_DIR, "
+                                          "or $FASHION_MNIST_DATA_DIR for fashion-mnist)")
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
         return p
 
@@ -136,10 +138,10 @@ class Bars:
 # -- commands --------------------------------------------------------------------------------------
 
 def _data_and_cache(args: argparse.Namespace, config: RunConfig):
-    from .data import load_mnist
+    from .data import load_dataset
     from .train import resolve_device
     device = resolve_device(config.device)
-    return load_mnist(device, args.data_dir), RunCache()
+    return load_dataset(config.dataset, device, args.data_dir), RunCache()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -223,6 +225,7 @@ def cmd_shapes(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from .data import DATASETS
     from .evaluate import load_model, predict
     from .preprocess import load_image, to_mnist
     cache = RunCache()
@@ -231,6 +234,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if run is None:
         raise UnknownRunError(f"No cached run {key} (see 'cache list').")
     model = load_model(run.config, cache.weights(key))
+    classes = DATASETS[run.config.dataset].classes  # digits, or the clothing a fashion-mnist model tells apart
     out = []
     for path in args.images:
         image = to_mnist(load_image(path))
@@ -238,7 +242,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             out.append({"image": path, "digit": None, "message": "no digit found (the image is blank)"})
             continue
         probs = predict(model, image)[0]
-        out.append({"image": path, "digit": int(probs.argmax()), "probabilities": [round(float(p), 4) for p in probs]})
+        out.append({"image": path, "digit": int(probs.argmax()), "class": classes[int(probs.argmax())],
+                    "probabilities": [round(float(p), 4) for p in probs]})
     if args.json:
         print(json.dumps(out, indent=2))
     else:
@@ -247,7 +252,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 print(f"{o['image']}: {o['message']}")
             else:
                 probs = "  ".join(f"{d}:{p:.2f}" for d, p in enumerate(o["probabilities"]))
-                print(f"{o['image']}: {o['digit']}  ({probs})")
+                print(f"{o['image']}: {o['class']}  ({probs})")
     return 0
 
 

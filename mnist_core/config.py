@@ -18,6 +18,7 @@ from .i18n import N_, LabError, Text
 ENGINE_VERSION = 1
 
 MODELS = ("mlp", "cnn")
+DATASETS = ("mnist", "fashion-mnist")  # data.DATASETS describes them
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "gelu")
 INITS = ("normal", "xavier_uniform", "kaiming_uniform", "default")
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
@@ -36,7 +37,7 @@ class ConfigError(LabError, ValueError):
 
 # What each setting is called on screen (and in errors): the student never sees a field name.
 FIELD_LABELS = {
-    "model": N_("model"), "hidden": N_("hidden width"), "activations": N_("activations"), "init": N_("weight init"),
+    "model": N_("model"), "dataset": N_("dataset"), "hidden": N_("hidden width"), "activations": N_("activations"), "init": N_("weight init"),
     "kernel_size": N_("filter size"), "stride": N_("stride"), "padding": N_("padding"),
     "conv_layers": N_("conv layers changed"), "keep_prob": N_("dropout keep probability"),
     "optimizer": N_("optimizer"), "lr": N_("learning rate"), "momentum": N_("momentum"), "epochs": N_("epochs"),
@@ -54,6 +55,7 @@ def label(name: str) -> Text:
 @dataclass(frozen=True)
 class RunConfig:
     model: str = "mlp"
+    dataset: str = "mnist"  # or "fashion-mnist": same 28x28 layout, ten kinds of clothing, harder
     # MLP options
     hidden: int = 256
     activations: tuple[str, str] = ("relu", "relu")
@@ -104,7 +106,8 @@ class RunConfig:
             arch = f"MLP {self.hidden}x2 {'/'.join(self.activations)} init={self.init}"
         else:
             arch = f"CNN k={self.kernel_size} s={self.stride} p={self.padding} ({self.conv_layers})"
-        return (f"{arch} | {self.optimizer} lr={self.lr:g} | {self.epochs} ep, batch {self.batch_size}, "
+        data = "" if self.dataset == "mnist" else f"{self.dataset} | "
+        return (f"{data}{arch} | {self.optimizer} lr={self.lr:g} | {self.epochs} ep, batch {self.batch_size}, "
                 f"{self.train_size} images, seed {self.seed}")
 
 
@@ -164,6 +167,7 @@ def _validate(c: RunConfig) -> None:
             _check(isinstance(value, (int, float)) and not isinstance(value, bool),
                    N_("The {setting} must be a number, got '{value}'."), setting=name, value=value)
     _choice("model", c.model, MODELS)
+    _choice("dataset", c.dataset, DATASETS)
     _choice("init", c.init, INITS)
     _choice("optimizer", c.optimizer, OPTIMIZERS)
     _choice("conv_layers", c.conv_layers, CONV_LAYERS)

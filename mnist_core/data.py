@@ -1,6 +1,7 @@
-"""MNIST as four tensors on the training device, loaded once per process.
+"""MNIST or Fashion-MNIST as four tensors on the training device, loaded once per process.
 
-A "loader" here is tensor indexing (cifar10-airbench style): no Dataset, no DataLoader, no
+Both come as the same four IDX files (28x28 images, labels 0-9), so one reader serves both; the
+dataset is part of every run's config and key. A "loader" here is tensor indexing (cifar10-airbench style): no Dataset, no DataLoader, no
 per-sample PIL transform. Images are normalised once, with the one normalisation used for
 training, evaluation and prediction alike.
 """
@@ -17,10 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import config
 from .errors import DataNotFoundError
+from .i18n import N_
 from .paths import CACHE_DIR
 
-# MNIST's own mean and std of the [0, 1] pixels of the training set.
+# MNIST's own mean and std of the [0, 1] pixels of the training set. Fashion-MNIST uses them too (its own are
+# 0.286 and 0.353): one normalisation for every model keeps a drawing's preprocessing the same for all of them,
+# and an affine shift of the input costs the first layer nothing to learn.
 MEAN, STD = 0.1307, 0.3081
 
 FILES = {  # name -> (IDX magic, number of items)
@@ -29,7 +34,7 @@ FILES = {  # name -> (IDX magic, number of items)
     "t10k-images-idx3-ubyte": (2051, 10_000),
     "t10k-labels-idx1-ubyte": (2049, 10_000),
 }
-DEFAULT_ROOT = CACHE_DIR / "data"  # torchvision's datasets.MNIST root when MNIST_DATA_DIR is not set
+DEFAULT_ROOT = CACHE_DIR / "data"  # torchvision's download root when the dataset's folder is not set
 
 
 def normalize(pixels: torch.Tensor) -> torch.Tensor:
@@ -49,6 +54,28 @@ def denormalize(x: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
+class Dataset:
+    """One of the two datasets the lab trains on: same files, same 28x28 layout, other pictures."""
+    name: str          # a config's `dataset`
+    title: str
+    env: str           # the variable naming its folder
+    torchvision: str   # the torchvision class that downloads it when online
+    classes: tuple[str, ...]
+
+
+DATASETS = {d.name: d for d in [
+    Dataset("mnist", "MNIST", "MNIST_DATA_DIR", "MNIST", tuple(str(i) for i in range(10))),
+    # Marked for translation: the gallery, the confusion matrix and the Draw page show them.
+    Dataset("fashion-mnist", "Fashion-MNIST", "FASHION_MNIST_DATA_DIR", "FashionMNIST", (
+        N_("T-shirt/top"), N_("Trouser"), N_("Pullover"), N_("Dress"), N_("Coat"), N_("Sandal"), N_("Shirt"),
+        N_("Sneaker"), N_("Bag"), N_("Ankle boot"))),
+]}
+
+
+assert tuple(DATASETS) == config.DATASETS
+
+
+@dataclass(frozen=True)
 class MnistData:
     train_x: torch.Tensor  # (60000, 1, 28, 28) float32, normalised
     train_y: torch.Tensor  # (60000,) int64
@@ -56,14 +83,19 @@ class MnistData:
     test_y: torch.Tensor
     data_id: str           # sha256 over the four files' uncompressed bytes: part of every run key
     source: str            # the folder the files came from
+    name: str = "mnist"    # which of DATASETS
 
     @property
     def device(self) -> torch.device:
         return self.train_x.device
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return DATASETS[self.name].classes if self.name in DATASETS else DATASETS["mnist"].classes
 
-def data_dir_from_env() -> Path | None:
-    value = os.environ.get("MNIST_DATA_DIR", "").strip()
+
+def data_dir_from_env(dataset: str = "mnist") -> Path | None:
+    value = os.environ.get(DATASETS[dataset].env, "").strip()
     return Path(value).expanduser() if value else None
 
 
@@ -78,21 +110,24 @@ def _read_idx(path: Path, magic: int, count: int) -> np.ndarray:
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DataNotFoundError(f"Cannot read {path}: {e}. Replace it with a good copy of the MNIST file.") from None
+        raise DataNotFoundError(N_("Cannot read {path}: {reason}. Replace it with a good copy of the file."),
+                                path=str(path), reason=str(e)) from None
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
     if len(raw) < header or int.from_bytes(raw[:4], "big") != magic:
-        raise DataNotFoundError(f"{path} is not an MNIST file (wrong IDX magic number).")
+        raise DataNotFoundError(N_("{path} is not an MNIST-format file (wrong IDX magic number)."), path=str(path))
     dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     expected_dims = [count] + ([28, 28] if ndim == 3 else [])
     if dims != expected_dims:
-        raise DataNotFoundError(f"{path} holds shape {dims}, expected {expected_dims}.")
+        raise DataNotFoundError(N_("{path} holds shape {shape}, expected {expected}."), path=str(path),
+                                shape=str(dims), expected=str(expected_dims))
     array = np.frombuffer(raw, dtype=np.uint8, offset=header)
     if array.size != int(np.prod(dims)):
-        raise DataNotFoundError(f"{path} is truncated ({array.size} of {int(np.prod(dims))} values).")
+        raise DataNotFoundError(N_("{path} is truncated ({found} of {expected} values)."), path=str(path),
+                                found=array.size, expected=int(np.prod(dims)))
     array = array.reshape(dims)
     if ndim == 1 and array.max() > 9:
-        raise DataNotFoundError(f"{path} has labels outside 0-9.")
+        raise DataNotFoundError(N_("{path} has labels outside 0-9."), path=str(path))
     return array
 
 
@@ -107,38 +142,43 @@ def _read_folder(folder: Path) -> tuple[dict[str, np.ndarray], str]:
     return arrays, digest.hexdigest()
 
 
-def _how_to_fix(looked: list[str]) -> str:
-    return ("MNIST was not found. Looked in: " + "; ".join(looked) + ". Fix: set MNIST_DATA_DIR to a folder with the "
-            "four MNIST files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
-            "t10k-labels-idx1-ubyte.gz; .gz optional), e.g. MNIST_DATA_DIR=../shared/data/mnist.")
+def _not_found(dataset: Dataset, looked: list[str]) -> DataNotFoundError:
+    return DataNotFoundError(
+        N_("{title} was not found. Looked in: {looked}. Fix: set {env} to a folder with the four {title} files "
+           "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+           "t10k-labels-idx1-ubyte.gz; .gz optional), e.g. {env}=../shared/data/{name}."),
+        title=dataset.title, looked="; ".join(looked), env=dataset.env, name=dataset.name)
 
 
-def _download_with_torchvision(root: Path) -> Path:
-    """torchvision's datasets.MNIST into cache/data/; returns the raw folder. Raises if offline."""
+def _download_with_torchvision(dataset: Dataset, root: Path) -> Path:
+    """torchvision's downloader into cache/data/; returns the raw folder. Raises if offline."""
     from torchvision import datasets
 
+    kind = getattr(datasets, dataset.torchvision)
     old_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(10)  # an offline machine should fail in seconds, not hang
     try:
-        datasets.MNIST(str(root), train=True, download=True)
-        datasets.MNIST(str(root), train=False, download=True)
+        kind(str(root), train=True, download=True)
+        kind(str(root), train=False, download=True)
     finally:
         socket.setdefaulttimeout(old_timeout)
-    return root / "MNIST" / "raw"
+    return root / dataset.torchvision / "raw"
 
 
-def locate(data_dir: str | Path | None = None, download: bool = True) -> tuple[dict[str, np.ndarray], str, Path]:
-    """Finds and checks the four files: the given folder, else MNIST_DATA_DIR, else cache/data (download)."""
-    folder = Path(data_dir).expanduser() if data_dir else data_dir_from_env()
+def locate(data_dir: str | Path | None = None, download: bool = True,
+           dataset: str = "mnist") -> tuple[dict[str, np.ndarray], str, Path]:
+    """Finds and checks the four files: the given folder, else the dataset's variable, else cache/data (download)."""
+    spec = DATASETS[dataset]
+    folder = Path(data_dir).expanduser() if data_dir else data_dir_from_env(dataset)
     if folder is not None:
         if not folder.is_dir():
-            raise DataNotFoundError(_how_to_fix([f"{folder} (no such folder)"]))
+            raise _not_found(spec, [f"{folder} (no such folder)"])
         try:
             arrays, digest = _read_folder(folder)
         except FileNotFoundError as e:
-            raise DataNotFoundError(_how_to_fix([f"{folder} (missing {e})"])) from None
+            raise _not_found(spec, [f"{folder} (missing {e})"]) from None
         return arrays, digest, folder
-    raw = DEFAULT_ROOT / "MNIST" / "raw"
+    raw = DEFAULT_ROOT / spec.torchvision / "raw"
     try:
         arrays, digest = _read_folder(raw)
         return arrays, digest, raw
@@ -146,30 +186,33 @@ def locate(data_dir: str | Path | None = None, download: bool = True) -> tuple[d
         pass
     if download:
         try:
-            raw = _download_with_torchvision(DEFAULT_ROOT)
+            raw = _download_with_torchvision(spec, DEFAULT_ROOT)
             arrays, digest = _read_folder(raw)
             return arrays, digest, raw
         except DataNotFoundError:
             raise
         except Exception as e:  # torchvision raises several kinds when offline; the student needs one message
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise DataNotFoundError(_how_to_fix([
-                "MNIST_DATA_DIR (not set)", f"{raw} (empty; download failed: {reason})"])) from None
-    raise DataNotFoundError(_how_to_fix(["MNIST_DATA_DIR (not set)", f"{raw} (empty)"]))
+            raise _not_found(spec, [f"{spec.env} (not set)", f"{raw} (empty; download failed: {reason})"]) from None
+    raise _not_found(spec, [f"{spec.env} (not set)", f"{raw} (empty)"])
 
 
-_loaded: dict[tuple[str, str], MnistData] = {}
+_loaded: dict[tuple[str, str, str], MnistData] = {}
 _load_lock = threading.Lock()
 
 
-def load_mnist(device: str | torch.device = "cpu", data_dir: str | Path | None = None) -> MnistData:
+def load_dataset(dataset: str = "mnist", device: str | torch.device = "cpu",
+                 data_dir: str | Path | None = None) -> MnistData:
     """The dataset as tensors on `device`, read once per process and shared by every run."""
+    if dataset not in DATASETS:
+        raise DataNotFoundError(N_("Unknown dataset '{name}'. Choose one of: {choices}."), name=str(dataset)[:40],
+                                choices=", ".join(DATASETS))
     device = torch.device(device)
-    folder = str(Path(data_dir).expanduser().resolve()) if data_dir else str(data_dir_from_env() or "")
+    folder = str(Path(data_dir).expanduser().resolve()) if data_dir else str(data_dir_from_env(dataset) or "")
     with _load_lock:
-        cache_key = (folder, str(device))
+        cache_key = (dataset, folder, str(device))
         if cache_key not in _loaded:
-            arrays, digest, source = locate(data_dir)
+            arrays, digest, source = locate(data_dir, dataset=dataset)
 
             def images(name: str) -> torch.Tensor:
                 # .copy(): the IDX bytes are read-only, and torch wants to own writable memory
@@ -181,8 +224,12 @@ def load_mnist(device: str | torch.device = "cpu", data_dir: str | Path | None =
             _loaded[cache_key] = MnistData(
                 images("train-images-idx3-ubyte"), labels("train-labels-idx1-ubyte"),
                 images("t10k-images-idx3-ubyte"), labels("t10k-labels-idx1-ubyte"),
-                data_id=digest, source=str(source))
+                data_id=digest, source=str(source), name=dataset)
         return _loaded[cache_key]
+
+
+def load_mnist(device: str | torch.device = "cpu", data_dir: str | Path | None = None) -> MnistData:
+    return load_dataset("mnist", device, data_dir)
 
 
 def synthetic_data(n_train: int = 512, n_test: int = 256, seed: int = 0, device: str = "cpu") -> MnistData:

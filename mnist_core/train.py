@@ -166,6 +166,8 @@ def train(config: RunConfig, data: MnistData, *, progress: ProgressFn | None = N
     """
     device = str(data.device.type)
     flush_denormals()
+    if config.dataset != data.name:
+        raise ValueError(f"a {config.dataset} config was given {data.name} data")
     if config.train_size > len(data.train_x):
         raise ValueError(f"train_size {config.train_size} exceeds the {len(data.train_x)} training images")
     train_x, train_y = data.train_x[:config.train_size], data.train_y[:config.train_size]

@@ -6,14 +6,15 @@ import tempfile
 os.environ["MNIST_CACHE_DIR"] = tempfile.mkdtemp(prefix="mnist-lab-tests-")
 # The suite and the app servers it starts share 2 cores: spin-waiting OpenMP threads would stall them.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-_SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
-if not os.environ.get("MNIST_DATA_DIR") and os.path.isdir(_SHARED):
-    os.environ["MNIST_DATA_DIR"] = os.path.abspath(_SHARED)  # this project's machines keep MNIST there
+_SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+for _name, _variable in (("mnist", "MNIST_DATA_DIR"), ("fashion-mnist", "FASHION_MNIST_DATA_DIR")):
+    if not os.environ.get(_variable) and os.path.isdir(os.path.join(_SHARED, _name)):
+        os.environ[_variable] = os.path.abspath(os.path.join(_SHARED, _name))  # this project's machines keep them there
 
 import pytest  # noqa: E402
 
 from mnist_core.cache import RunCache  # noqa: E402
-from mnist_core.data import DataNotFoundError, load_mnist, synthetic_data  # noqa: E402
+from mnist_core.data import DataNotFoundError, load_dataset, load_mnist, synthetic_data  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +24,15 @@ def mnist():
         return load_mnist("cpu")
     except DataNotFoundError as e:
         pytest.fail(f"These tests need real MNIST: {e}")
+
+
+@pytest.fixture(scope="session")
+def fashion():
+    """Real Fashion-MNIST on the CPU, loaded once for the whole session."""
+    try:
+        return load_dataset("fashion-mnist", "cpu")
+    except DataNotFoundError as e:
+        pytest.fail(f"These tests need real Fashion-MNIST: {e}")
 
 
 @pytest.fixture

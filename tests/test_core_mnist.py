@@ -59,5 +59,5 @@ def test_missing_or_broken_data_gives_one_clear_message(tmp_path, monkeypatch):
     with pytest.raises(DataNotFoundError, match=r"holds shape \[0, 0, 0\], expected \[60000, 28, 28\]"):
         load_mnist("cpu")
     (tmp_path / "train-images-idx3-ubyte").write_bytes(b"GIF89a")
-    with pytest.raises(DataNotFoundError, match="not an MNIST file"):
+    with pytest.raises(DataNotFoundError, match="not an MNIST-format file"):
         load_mnist("cpu")
