@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from .cache import Cancelled, RunCache, UnknownRunError, check_key
 from .config import FIELD_TYPES, MAX_EPOCHS, PRESETS, SWEEPABLE, ConfigError, RunConfig, parse_values
 from .errors import DataNotFoundError, DeviceError, ImageError
+from .jobs import RequestRefused
 from .results import RunResult
 
 # torch (and the data, models and engine that need it) load inside the commands that train or
@@ -58,8 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
         return p
 
-    with_config_flags(sub.add_parser("train", help="train one config (or fetch it from the cache)"))
-    sweep = with_config_flags(sub.add_parser("sweep", help="train a config for several values of one hyperparameter"))
+    def with_dask(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--dask", metavar="ADDRESS",
+                       help="train on a Dask cluster: a scheduler address (tcp://127.0.0.1:8786), or 'local' for "
+                            "two worker processes on this machine")
+        return p
+
+    with_dask(with_config_flags(sub.add_parser("train", help="train one config (or fetch it from the cache)")))
+    sweep = with_dask(with_config_flags(sub.add_parser("sweep", help="train a config for several values of one "
+                                                                   "hyperparameter")))
     sweep.add_argument("--preset", choices=sorted(PRESETS), help="one of the seed's experiments")
     sweep.add_argument("--param", help="the hyperparameter to vary, e.g. lr")
     sweep.add_argument("--values", help="its values, e.g. 0.1,0.01 (activations: 'relu,relu;sigmoid,relu')")
@@ -144,25 +152,59 @@ def _data_and_cache(args: argparse.Namespace, config: RunConfig):
     return load_dataset(config.dataset, device, args.data_dir), RunCache()
 
 
+def run_jobs(args: argparse.Namespace, configs: list[RunConfig], labels: list[str]) -> list[RunResult | None]:
+    """Trains `configs` through the job service, as the app does: in threads of this process, or on the
+    Dask cluster of --dask. Shows progress bars; Ctrl-C cancels this command's jobs. Runs whose job
+    failed are None, after a line on stderr saying why."""
+    from .jobs import dask_service, embedded_service, results_for
+    data, cache = _data_and_cache(args, configs[0])
+    service = dask_service(args.dask, cache, data) if args.dask else embedded_service(cache, data)
+    owner = f"cli-{os.getpid()}"
+    bars = Bars(labels, [c.epochs for c in configs])
+    try:
+        ids = [job.id for job in service.submit(configs, owner)]
+        try:
+            while not service.wait(ids, timeout=0.2):
+                for job in map(service.job, ids):
+                    for i, config in enumerate(configs):
+                        if job.state == "running" and job.epoch and job.epoch <= config.epochs \
+                                and cache.key_for(config, data) in job.keys:
+                            metrics = {"train_loss": job.running_loss if job.running_loss is not None else float("nan")}
+                            bars.update(i, job.epoch, job.fraction, metrics)
+        except KeyboardInterrupt:
+            for job_id in ids:
+                service.cancel(job_id, owner)
+            raise
+        jobs = [service.job(job_id) for job_id in ids]
+    finally:
+        bars.close()
+        service.shutdown()
+    for job in jobs:
+        if job.state == "failed":
+            print(f"error: {job.config.describe()}: {job.message}", file=sys.stderr)
+    return results_for(service, configs, jobs)
+
+
+def run_json(r: RunResult) -> dict[str, Any]:
+    """A run as --json prints it: the cache's JSON and the worker that trained it (None: from the cache)."""
+    return {**r.to_json(), "worker": None if r.cached else r.machine.get("worker")}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from .sweep import run_sweep
     from .models import shape_flow
     config = config_from_args(args)
     if config.model == "cnn":
         shape_flow(config)  # reject a collapsing CNN before loading anything
-    data, cache = _data_and_cache(args, config)
-    bars = Bars([config.describe()[:40]], [config.epochs])
-    try:
-        (result,) = run_sweep([config], data, cache, progress=bars.update)
-    finally:
-        bars.close()
+    (result,) = run_jobs(args, [config], [config.describe()[:40]])
+    if result is None:
+        return 1
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        print(json.dumps(run_json(result), indent=2))
     else:
         print(config.describe())
         print(table([{k: v for k, v in m.__dict__.items()} for m in result.epochs]))
         print(table([summary_row(result)]))
-    return 0 if result.status != "cancelled" else 130
+    return 0
 
 
 def sweep_configs(args: argparse.Namespace) -> tuple[str, list[Any], list[RunConfig]]:
@@ -189,22 +231,15 @@ def sweep_configs(args: argparse.Namespace) -> tuple[str, list[Any], list[RunCon
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import run_sweep
     param, values, configs = sweep_configs(args)
-    data, cache = _data_and_cache(args, configs[0])
-    labels = [f"{param}={_label(v)}" for v in values]
-    bars = Bars(labels, [c.epochs for c in configs])
-    try:
-        results = run_sweep(configs, data, cache, progress=bars.update)
-    finally:
-        bars.close()
+    results = run_jobs(args, configs, [f"{param}={_label(v)}" for v in values])
     done = [(v, r) for v, r in zip(values, results) if r is not None]
     if args.json:
-        print(json.dumps([r.to_json() for _, r in done], indent=2))
+        print(json.dumps([run_json(r) for _, r in done], indent=2))
     else:
         print(f"{param} sweep, base: {configs[0].describe()}")
         print(table([summary_row(r, _label(v)) for v, r in done]))
-    return 0 if len(done) == len(configs) else 130
+    return 0 if len(done) == len(configs) else 1
 
 
 def _label(v: Any) -> str:
@@ -285,7 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, DataNotFoundError, UnknownRunError, ImageError, UsageError, DeviceError) as e:
+    except (ConfigError, DataNotFoundError, UnknownRunError, ImageError, UsageError, DeviceError,
+            RequestRefused) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Cancelled):

@@ -1,8 +1,10 @@
 """Running the lab for a whole class on one small CPU server.
 
-`TrainingSlots` lets at most N trainings run at once in the server process and makes the others
-wait in line, each able to see its place. `HostingLimits` holds the caps of hosted mode, read
-from the environment so that the operator, not a visitor, sets them.
+`HostingLimits` holds the caps of hosted mode, read from the environment so that the operator, not
+a visitor, sets them: a request's estimated training time in seconds, trainings at once, trainings
+waiting per student, the cache's size. The job service (jobs.py) enforces them and decides who trains
+next. `TrainingSlots` (first come, first served, in the page's script) is what the pages used before
+the job service; it goes when the pages submit jobs instead.
 """
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
-from .config import RunConfig
+from .config import MNIST_TEST_SIZE, RunConfig
+from .results import RunResult
 
 WaitFn = Callable[[int], None]  # called while waiting with the place in line (1 = next to start)
 
@@ -77,13 +80,20 @@ class TrainingSlots:
                 self._cond.notify_all()
 
 
+# With no finished run of a model on this device to measure its speed from, a request is priced at this
+# many images a second: slower than the CNN on one core of this project's server, so the first request
+# is never let through for much more than the cap, and it measures the speed for the next ones.
+ASSUMED_IMAGES_PER_SECOND = 1000
+
+
 @dataclass(frozen=True)
 class HostingLimits:
     """Hosted mode (MNIST_LAB_HOSTED=1) caps what one request may cost; locally nothing is capped."""
     hosted: bool = False
-    max_image_passes: int | None = None  # epochs x training-set size, summed over the runs a request trains
-    max_concurrent: int = 1              # trainings at once in the server process
-    cache_max_bytes: int | None = None   # the run cache is trimmed, least recently used first, to this size
+    max_request_seconds: int | None = None    # estimated training seconds of the runs one request trains
+    max_concurrent: int = 1                   # trainings at once (the job service's slots)
+    max_queued_per_owner: int | None = None   # trainings one owner may have waiting or running
+    cache_max_bytes: int | None = None        # the run cache is trimmed, least recently used first, to this size
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "HostingLimits":
@@ -104,17 +114,33 @@ class HostingLimits:
 
         max_mb = number("MNIST_LAB_CACHE_MB", 2048 if hosted else None)
         return cls(hosted=hosted,
-                   max_image_passes=number("MNIST_LAB_MAX_IMAGE_PASSES", 3_000_000 if hosted else None),
+                   max_request_seconds=number("MNIST_LAB_MAX_REQUEST_SECONDS", 300 if hosted else None),
                    max_concurrent=number("MNIST_LAB_MAX_CONCURRENT", 1) or 1,
+                   # one full comparison (8 values) at a time per student
+                   max_queued_per_owner=number("MNIST_LAB_MAX_QUEUED_PER_OWNER", 8 if hosted else None),
                    cache_max_bytes=max_mb * 1024 * 1024 if max_mb else None)
 
-    def check(self, to_train: list[RunConfig]) -> str | None:
-        """None if the request fits; else a message for the student saying what to change."""
-        if self.max_image_passes is None:
+    def check(self, to_train: list[RunConfig], history: Iterable[RunResult] = (), device: str = "cpu",
+              test_images: int = MNIST_TEST_SIZE) -> str | None:
+        """None if training `to_train` fits the cap; else a message for the student saying what to change.
+
+        The time is estimated from `history` (finished runs: this device's measured speed for that model
+        and batch size); a model never trained here yet is priced at ASSUMED_IMAGES_PER_SECOND.
+        """
+        if self.max_request_seconds is None or not to_train:
             return None
-        cost = sum(c.epochs * c.train_size for c in to_train)
-        if cost <= self.max_image_passes:
+        from .compare import estimate_seconds  # pandas: only when there is a cap to check
+        history = list(history)
+        seconds = 0.0
+        for config in to_train:
+            guess = estimate_seconds(config, history, device, test_images)
+            seconds += guess[0] if guess else config.epochs * config.train_size / ASSUMED_IMAGES_PER_SECOND
+        if seconds <= self.max_request_seconds:
             return None
-        return (f"This comparison would train on {cost:,} images in all (epochs x training-set size over the "
-                f"{len(to_train)} run(s) not in the cache yet); this shared server allows {self.max_image_passes:,} "
-                "per request. Use fewer epochs, a smaller training set, or fewer values.")
+        return (f"This comparison would train for about {_duration(seconds)} ({len(to_train)} run(s) not in the "
+                f"cache yet); this shared server allows {_duration(self.max_request_seconds)} per request. "
+                "Use fewer epochs, a smaller training set, a larger batch size, or fewer values.")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"

@@ -37,6 +37,9 @@ class RunResult:
     cached: bool = False
     data_id: str = ""
     created: float = field(default_factory=time.time)
+    # Where it was trained: device name (GPU or CPU model), cpu_capability, torch version, worker
+    # ("local" or a Dask worker's address). Empty for runs cached before this was recorded.
+    machine: dict[str, str] = field(default_factory=dict)
     weights: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
@@ -48,7 +51,7 @@ class RunResult:
             "key": self.key, "cached": self.cached, "status": self.status, "config": self.config.to_dict(),
             "total_seconds": self.total_seconds, "steps_per_epoch": self.steps_per_epoch, "device": self.device,
             "diverged_epoch": self.diverged_epoch, "data_id": self.data_id, "created": self.created,
-            "epochs": [asdict(m) for m in self.epochs],
+            "machine": self.machine, "epochs": [asdict(m) for m in self.epochs],
         }
 
     @classmethod
@@ -57,11 +60,12 @@ class RunResult:
                    epochs=[EpochMetrics(**m) for m in d["epochs"]], total_seconds=float(d["total_seconds"]),
                    steps_per_epoch=int(d["steps_per_epoch"]), device=d["device"], diverged_epoch=d.get("diverged_epoch"),
                    key=d["key"], cached=bool(d.get("cached", False)), data_id=d.get("data_id", ""),
-                   created=float(d.get("created", 0.0)))
+                   created=float(d.get("created", 0.0)), machine=dict(d.get("machine") or {}))
 
     def prefix(self, epochs: int, weights: dict[str, Any]) -> "RunResult":
         """The first `epochs` epochs of this run as a run of its own (an epoch sweep's shorter values)."""
         kept = self.epochs[:epochs]
         return RunResult(config=self.config.replace(epochs=epochs), status="ok", epochs=kept,
                          total_seconds=sum(m.seconds for m in kept), steps_per_epoch=self.steps_per_epoch,
-                         device=self.device, data_id=self.data_id, created=self.created, weights=weights)
+                         device=self.device, data_id=self.data_id, created=self.created, machine=self.machine,
+                         weights=weights)

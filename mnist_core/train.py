@@ -7,6 +7,7 @@ Losses are summed on the device and read back a few times per epoch, never every
 from __future__ import annotations
 
 import math
+import platform
 import threading
 import time
 from dataclasses import asdict
@@ -236,8 +237,30 @@ def train(config: RunConfig, data: MnistData, *, progress: ProgressFn | None = N
 
     result = RunResult(config=config, status=status, epochs=history, total_seconds=time.perf_counter() - started,
                        steps_per_epoch=steps, device=device, diverged_epoch=diverged_epoch, data_id=data.data_id,
-                       weights=cpu_state(model))
+                       machine=machine_info(device), weights=cpu_state(model))
     return result, snapshots
+
+
+def machine_info(device: str) -> dict[str, str]:
+    """What trained a run, for the timing table: the same config is slower or faster by machine, and
+    a CPU's instruction set (cpu_capability) can change its last bits."""
+    info = {"cpu": _cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch": torch.__version__}
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    info["device_name"] = info.get("gpu", info["cpu"])
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -1,0 +1,648 @@
+"""The training service: trainings are jobs that the service owns, not the page or command that asked.
+
+A page (or the CLI) submits a comparison with `JobService.submit(configs, owner)` and watches the
+jobs it gets back; changing a widget, leaving the page or closing the tab does not stop them. Only
+the owner's `cancel` does. The flow is one path for every caller:
+
+    page / CLI -> JobService (queue, fair share, dedupe, caps) -> executor -> run_job -> train.train()
+               <- results (metrics + weights as bytes) <- the server stores them in its RunCache
+
+Jobs. A comparison is split by `sweep.plan()`: one job per epoch-prefix group (the longest config
+trains; the shorter epoch values are snapshots of it), runs already cached need no job, and a run
+that an active job already produces is served by that job: everyone asking watches it (`watchers`).
+
+Executors. The service is written against `concurrent.futures.Executor`, so the embedded default
+(a ThreadPoolExecutor in the server process, no Dask) and a Dask cluster
+(`distributed.Client(...).get_executor()`) are the same code. The service keeps its own queue and
+hands a job to the executor only when one of its `capacity` slots is free, so the order in which
+jobs start is decided here, identically for both; Dask then only picks the worker (a CUDA job goes
+to the executor made with `resources={"GPU": 1}`, which Dask sends only to workers started with
+`--resources GPU=1`).
+
+Fair share. The next job to start is the oldest queued job of the owner with the least training
+time used recently: the seconds their jobs have run, decayed with a half-life of FAIR_SHARE_HALF_LIFE
+(running jobs count as they go). Plain round-robin would also stop one student's two-hour preset
+from holding up everyone, but it forgets: a student whose long job just ended would be next again as
+soon as their turn comes round; decayed time gives the others the next slots and forgives within the
+hour. Ties (nobody has trained yet) go to the oldest job, i.e. first come, first served.
+`fair_share=False` gives plain first come, first served (bench/jobs.py compares the two).
+
+Cancel is the job's owner's: the owner is whoever submitted it first; students who asked for the
+same run later only watch it (if they could cancel it, one student could stop another's training by
+asking for the same settings). The engine checks `should_stop` every step, so a job stops within a
+fraction of an epoch. Nothing from a cancelled or failed job is cached, not even finished snapshots.
+
+Channels carry progress from the worker to the server and the cancel request back. In-process, a
+queue.Queue and a threading.Event. Across processes (Dask), a `distributed.Queue` per job for
+progress (ordered and delivered once: a chart's loss points must not arrive out of order or twice,
+which Pub/Sub does not promise) and a `distributed.Event` for cancel and one that marks an attempt
+as begun (an Event is a flag any process can set and read, without a value to serialize). Reading an
+Event is a round trip to the scheduler, so the worker asks at most every CANCEL_POLL_SECONDS and the
+training steps stay cheap.
+
+Workers load MNIST themselves (`load_mnist`, their own MNIST_DATA_DIR) and refuse to train if their
+files hash differently from the server's (the keys would not agree). They return the metrics and the
+weights (safetensors bytes, never a pickle of tensors); the server stores them atomically under the
+keys' locks (RunCache.get_or_train_all, as every training does), so a worker never needs the
+server's disk, and two server processes asking for the same run still train it once.
+
+A worker that dies mid-job fails that job ("the machine training it stopped"); pressing Run again
+submits a new job. Dask would run the task again elsewhere (allowed-failures, 3 by default): that
+second attempt finds the job's "began" Event set and fails at once with the same message, so the
+behaviour does not depend on the scheduler's settings (with allowed-failures=0 Dask raises
+KilledWorker instead, which means the same). We fail rather than retry silently because a job that
+kills its worker (out of memory, say) would otherwise take down every worker in turn.
+
+Jobs live in the server's memory: after a restart they are gone, and `job(id)` answers None.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import itertools
+import logging
+import os
+import queue
+import secrets
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .cache import Cancelled, RunCache
+from .config import RunConfig
+from .hosting import HostingLimits
+from .results import RunResult
+
+log = logging.getLogger(__name__)
+
+STATES = ("queued", "running", "done", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+FAIR_SHARE_HALF_LIFE = 15 * 60   # seconds: training time used this long ago counts half
+CANCEL_POLL_SECONDS = 0.2        # how often a Dask worker asks the scheduler whether to stop
+KEEP_FINISHED = 500              # finished jobs remembered (for pages that come back to them)
+WORKER_LOST = "The machine training this stopped before it finished; press Run to train it again."
+
+
+class RequestRefused(Exception):
+    """A request this server will not take (over a cap, too many waiting); the message says what to do."""
+
+
+class JobFailed(Exception):
+    """A job's training could not run; the message is meant for a student."""
+
+
+# -- what a job is ---------------------------------------------------------------------------------
+
+@dataclass
+class Job:
+    """One training, as pages and the CLI see it (`JobService.job()` returns a copy: read it freely)."""
+    id: str
+    owner: str                    # who submitted it first: the only one who may cancel it
+    config: RunConfig             # the config trained (the longest of its epoch-prefix group)
+    configs: list[RunConfig]      # every config it produces: `config` and its shorter-epoch snapshots
+    keys: list[str]               # their run keys, in the order of `configs`
+    device: str                   # "cpu", "cuda" or "mps": where it trains (part of the keys)
+    watchers: list[str]           # everyone who asked for it, owner first
+    state: str = "queued"         # queued, running, done, failed or cancelled
+    place: int | None = None      # in line, 1 = next to start; None unless queued
+    epoch: int = 0                # the epoch being trained (1-based; 0 before the first step)
+    fraction: float = 0.0         # of that epoch
+    running_loss: float | None = None
+    epochs: list[dict[str, Any]] = field(default_factory=list)  # each finished epoch's metrics, as they land
+    submitted: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    estimate_seconds: float | None = None  # None: nothing measured for this model on this device yet
+    message: str | None = None    # why it failed, for a student
+    worker: str | None = None     # "local" (embedded) or the Dask worker's address; None until it starts
+    trained: bool = False         # False when done because another process had stored the runs meanwhile
+
+    @property
+    def progress(self) -> float:
+        """Overall fraction done, 0 to 1."""
+        if self.state == "done":
+            return 1.0
+        return min(1.0, (max(self.epoch - 1, 0) + self.fraction) / self.config.epochs)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a worker needs to run a job: plain data, sent to a Dask worker as is."""
+    config: RunConfig
+    snapshot_epochs: tuple[int, ...]
+    device: str
+    data_id: str
+    data_dir: str | None  # None: the worker's own MNIST_DATA_DIR
+
+
+# -- channels: progress to the server, cancel to the worker ------------------------------------------
+
+class LocalChannel:
+    """For a job running in a thread of the server process."""
+
+    def __init__(self) -> None:
+        self._events: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._began = False
+
+    # worker side
+    def begin(self) -> bool:
+        """Marks the job's attempt as begun; False if an attempt already began (its worker died)."""
+        began, self._began = self._began, True
+        return not began
+
+    def put(self, event: dict[str, Any]) -> None:
+        self._events.put(event)
+
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    # server side
+    def drain(self) -> list[dict[str, Any]]:
+        events = []
+        while True:
+            try:
+                events.append(self._events.get_nowait())
+            except queue.Empty:
+                return events
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        pass
+
+
+class DaskChannel:
+    """For a job on a Dask worker: named scheduler-side objects, which both ends open by name."""
+
+    def __init__(self, name: str, client: Any = None):
+        self.name, self._next_poll, self._stopped = name, 0.0, False
+        self._client = client
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"name": self.name}  # the worker opens the same objects with its own client
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["name"])
+
+    def _queue(self):
+        from distributed import Queue
+        return Queue(f"{self.name}-progress", client=self._client)
+
+    def _event(self, what: str):
+        from distributed import Event
+        return Event(f"{self.name}-{what}", client=self._client)
+
+    def begin(self) -> bool:
+        began = self._event("began")
+        if began.is_set():
+            return False
+        began.set()
+        return True
+
+    def put(self, event: dict[str, Any]) -> None:
+        self._queue().put(event)
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if not self._stopped and now >= self._next_poll:
+            self._next_poll = now + CANCEL_POLL_SECONDS
+            self._stopped = self._event("cancel").is_set()
+        return self._stopped
+
+    def drain(self) -> list[dict[str, Any]]:
+        q = self._queue()
+        return list(q.get(batch=True)) if q.qsize() else []
+
+    def cancel(self) -> None:
+        self._event("cancel").set()
+
+    def close(self) -> None:
+        for what in ("began", "cancel"):
+            try:
+                self._event(what).clear()
+            except Exception:  # the scheduler may be gone already; nothing to tidy then
+                pass
+
+
+# -- the job itself, in the worker -----------------------------------------------------------------
+
+def run_job(spec: JobSpec, channel: LocalChannel | DaskChannel) -> dict[str, Any]:
+    """Trains one job where it runs (a thread of the server, or a Dask worker) and returns its results:
+    {"worker", "run": RunResult JSON, "weights": safetensors bytes, "snapshots": {epoch: bytes}}."""
+    worker = _worker_address()
+    if not channel.begin():
+        raise JobFailed(WORKER_LOST)
+    from safetensors.torch import save
+
+    from .data import load_mnist
+    from .train import resolve_device, train
+    try:
+        device = resolve_device(spec.device)
+        data = load_mnist(device, spec.data_dir)
+    except Exception as e:  # DataNotFoundError, DeviceError: the worker's setup, said plainly
+        raise JobFailed(f"The machine {worker} cannot train this: {e}") from None
+    if data.data_id != spec.data_id:
+        raise JobFailed(f"The machine {worker} has different MNIST files from the server's (checked by their "
+                        "hashes), so its runs would not match; give it the same files (MNIST_DATA_DIR).")
+    channel.put({"worker": worker})
+
+    def progress(epoch: int, fraction: float, metrics: dict[str, Any]) -> None:
+        channel.put({"epoch": epoch, "fraction": fraction, "metrics": metrics})
+
+    result, snapshots = train(spec.config, data, progress=progress, should_stop=channel.should_stop,
+                              snapshot_epochs=spec.snapshot_epochs)
+    result.machine = {**result.machine, "worker": worker}
+    return {"worker": worker, "run": result.to_json(), "weights": save(result.weights),
+            "snapshots": {epoch: save(weights) for epoch, weights in snapshots.items()}}
+
+
+def _worker_address() -> str:
+    if "distributed" in sys.modules:
+        from distributed import get_worker
+        try:
+            return get_worker().address
+        except ValueError:  # not inside a Dask worker
+            pass
+    return "local"
+
+
+def _unpack(out: dict[str, Any]) -> tuple[RunResult, dict[int, dict]]:
+    from safetensors.torch import load
+    result = RunResult.from_json(out["run"])
+    result.weights = load(out["weights"])
+    return result, {int(epoch): load(blob) for epoch, blob in out["snapshots"].items()}
+
+
+def student_message(error: BaseException) -> str:
+    """A failure in words a student can act on (the details go to the server's log)."""
+    if isinstance(error, JobFailed):
+        return str(error)
+    if type(error).__name__ in ("KilledWorker", "CommClosedError", "FutureCancelledError"):
+        return WORKER_LOST
+    if isinstance(error, MemoryError) or "out of memory" in str(error).lower():
+        return "The training ran out of memory; try a smaller batch size or a smaller model."
+    return f"The training stopped with an error ({type(error).__name__}: {error}). Press Run to try again."
+
+
+# -- the service -----------------------------------------------------------------------------------
+
+class JobService:
+    """Owns every training of one server process (or one CLI command). Thread-safe.
+
+    `data` is the server's MnistData (only its data_id and device are used: they make the run keys).
+    `worker_data_dir` is where workers read MNIST: the server's folder for in-process and local workers,
+    None for a cluster (each worker's own MNIST_DATA_DIR).
+    """
+
+    def __init__(self, executor: cf.Executor, cache: RunCache, data: Any, capacity: int = 1,
+                 limits: HostingLimits | None = None, *, gpu_executor: cf.Executor | None = None,
+                 client: Any = None, worker_data_dir: str | None = None, fair_share: bool = True,
+                 owns: Iterable[Any] = ()):
+        if capacity < 1:
+            raise ValueError("the service needs at least one training slot")
+        self.executor, self.gpu_executor, self.client = executor, gpu_executor, client
+        self.cache, self.data, self.capacity = cache, data, capacity
+        self.limits = limits or HostingLimits()
+        self.worker_data_dir, self.fair_share = worker_data_dir, fair_share
+        self._owns = list(owns)  # closed by shutdown(): a private cluster, its client
+        self._lock = threading.RLock()
+        self._jobs: dict[str, Job] = {}          # every job still remembered, by id
+        self._order = itertools.count()          # submission order, for ties
+        self._seq: dict[str, int] = {}
+        self._by_key: dict[str, str] = {}        # run key -> id of the active job producing it
+        self._channels: dict[str, Any] = {}
+        self._usage: dict[str, tuple[float, float]] = {}  # owner -> (decayed seconds, as of when)
+        self._running = 0
+        self._closed = False
+
+    # -- asking ------------------------------------------------------------------------------------
+    def submit(self, configs: Iterable[RunConfig], owner: str) -> list[Job]:
+        """The jobs that will produce `configs` (an empty list if all are cached): new ones, and active
+        ones someone else asked for already (`owner` then watches them). Raises RequestRefused with a
+        message for the student when hosted caps or the per-owner limit say no."""
+        from .sweep import plan
+        configs = list(configs)
+        device = self.data.device.type
+        _, groups = plan(configs, self.data, self.cache)
+        with self._lock:
+            if self._closed:
+                raise RequestRefused("The training service is shutting down; try again in a minute.")
+            reused, new = [], []
+            for group in groups:
+                wanted = [configs[i] for i in group.serves]
+                keys = [self.cache.key_for(c, self.data) for c in wanted]
+                todo = []
+                for config, key in zip(wanted, keys):
+                    if key in self._by_key and self._jobs[self._by_key[key]].state in ACTIVE:
+                        job = self._jobs[self._by_key[key]]
+                        if job not in reused:
+                            reused.append(job)
+                    elif config not in todo:
+                        todo.append(config)
+                if todo:
+                    todo.sort(key=lambda c: c.epochs)
+                    new.append(todo)
+            history = self.cache.list() if new else []
+            self._check(new, owner, history)
+            created = [self._create(group, owner, device, history) for group in new]
+            for job in reused:
+                if owner not in job.watchers:
+                    job.watchers.append(owner)
+            self._dispatch()
+            return [self._copy(job) for job in reused + created]
+
+    def _check(self, new: list[list[RunConfig]], owner: str, history: list[RunResult]) -> None:
+        cap = self.limits.max_queued_per_owner
+        if cap is not None and new:
+            mine = sum(1 for j in self._jobs.values() if j.owner == owner and j.state in ACTIVE)
+            if mine + len(new) > cap:
+                raise RequestRefused(
+                    f"You have {mine} training(s) waiting or running, and this needs {len(new)} more; this "
+                    f"server runs at most {cap} per person at a time. Wait for yours to finish, or cancel one.")
+        message = self.limits.check([group[-1] for group in new], history, self.data.device.type, len(self.data.test_x))
+        if message:
+            raise RequestRefused(message)
+
+    def _create(self, group: list[RunConfig], owner: str, device: str, history: list[RunResult]) -> Job:
+        from .compare import estimate_seconds
+        config = group[-1]
+        guess = estimate_seconds(config, history, device, len(self.data.test_x))
+        job = Job(id=secrets.token_hex(8), owner=owner, config=config, configs=group,
+                  keys=[self.cache.key_for(c, self.data) for c in group], device=device, watchers=[owner],
+                  estimate_seconds=guess[0] if guess else None)
+        self._jobs[job.id] = job
+        self._seq[job.id] = next(self._order)
+        for key in job.keys:
+            self._by_key[key] = job.id
+        return job
+
+    def cancel(self, job_id: str, owner: str) -> bool:
+        """Stops the job if `owner` owns it and it has not ended; True if it was stopped."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.owner != owner or job.state not in ACTIVE:
+                return False
+            if job.state == "queued":
+                self._end(job, "cancelled")
+            else:
+                job.state = "cancelled"  # the driver sees it, tells the worker, and stores nothing
+                self._channels[job_id].cancel()
+            return True
+
+    # -- watching ----------------------------------------------------------------------------------
+    def job(self, job_id: str) -> Job | None:
+        """A copy of the job, or None if this server does not know it (e.g. it restarted since)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return self._copy(job) if job else None
+
+    def jobs(self, owner: str | None = None, active_only: bool = False) -> list[Job]:
+        """Copies of the jobs (those `owner` watches, if given), running first, then by place in line,
+        then the finished ones, newest first."""
+        with self._lock:
+            places = self._places()
+            found = [self._copy(j, places) for j in self._jobs.values()
+                     if (owner is None or owner in j.watchers) and (not active_only or j.state in ACTIVE)]
+        return sorted(found, key=lambda j: (STATES.index(j.state) if j.state in ACTIVE else 2,
+                                            j.place or 0, -(j.finished or 0)))
+
+    def wait(self, job_ids: Iterable[str], timeout: float | None = None) -> bool:
+        """Blocks until the jobs have ended (True) or `timeout` seconds passed (False)."""
+        ids = list(job_ids)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:  # ended: its state says so and its driver has let go (a cancel takes a moment)
+                if not any(i in self._channels or i in self._jobs and self._jobs[i].state in ACTIVE for i in ids):
+                    return True
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
+    def close(self, cancel: bool = True) -> None:
+        """Refuses new jobs and (by default) cancels every active one; does not shut the executor down."""
+        with self._lock:
+            self._closed = True
+            if cancel:
+                for job in list(self._jobs.values()):
+                    if job.state in ACTIVE:
+                        self.cancel(job.id, job.owner)
+
+    def shutdown(self) -> None:
+        """close(), waits a few seconds for running jobs to stop, then closes the executors and anything
+        the service started (a private local cluster). For commands; a server keeps its service."""
+        self.close(cancel=True)
+        with self._lock:
+            ids = list(self._jobs)
+        self.wait(ids, timeout=10)
+        for executor in (self.executor, self.gpu_executor):
+            if executor is not None:
+                executor.shutdown(wait=False)
+        for thing in self._owns:
+            try:
+                thing.close()
+            except Exception as e:  # shutting down anyway; say what did not close
+                log.warning("closing %r: %r", thing, e)
+
+    # -- scheduling --------------------------------------------------------------------------------
+    def _copy(self, job: Job, places: dict[str, int] | None = None) -> Job:
+        copy = dataclasses.replace(job, configs=list(job.configs), keys=list(job.keys), watchers=list(job.watchers),
+                                   epochs=[dict(m) for m in job.epochs])
+        if job.state == "queued":
+            copy.place = (self._places() if places is None else places).get(job.id)
+        return copy
+
+    def _used(self, owner: str, now: float) -> float:
+        """The owner's recent training seconds, decayed, counting their running jobs so far."""
+        seconds, when = self._usage.get(owner, (0.0, now))
+        used = seconds * 0.5 ** ((now - when) / FAIR_SHARE_HALF_LIFE)
+        return used + sum(now - j.started for j in self._jobs.values()
+                          if j.owner == owner and j.state == "running" and j.started)
+
+    def _line(self) -> list[Job]:
+        """Queued jobs in the order they would start if nothing else happened: each pick charges its owner
+        the job's estimate (or a minute when nothing is measured yet), so places are stable."""
+        queued = sorted((j for j in self._jobs.values() if j.state == "queued"), key=lambda j: self._seq[j.id])
+        if not self.fair_share:
+            return queued
+        now = time.time()
+        used = {j.owner: self._used(j.owner, now) for j in queued}
+        line = []
+        while queued:
+            pick = min(queued, key=lambda j: (used[j.owner], self._seq[j.id]))
+            queued.remove(pick)
+            line.append(pick)
+            used[pick.owner] += pick.estimate_seconds or 60.0
+        return line
+
+    def _places(self) -> dict[str, int]:
+        return {job.id: place for place, job in enumerate(self._line(), start=1)}
+
+    def _dispatch(self) -> None:
+        """Starts queued jobs while slots are free (called with the lock held)."""
+        while self._running < self.capacity and not self._closed:
+            line = self._line()
+            if not line:
+                return
+            job = line[0]
+            job.state, job.started = "running", time.time()
+            self._running += 1
+            channel = DaskChannel(f"mnist-lab-{uuid.uuid4().hex}", self.client) if self.client else LocalChannel()
+            self._channels[job.id] = channel
+            threading.Thread(target=self._drive, args=(job, channel), name=f"job-{job.id}", daemon=True).start()
+
+    def _end(self, job: Job, state: str, message: str | None = None) -> None:
+        """Records a job's end and frees its keys and slot (called with the lock held)."""
+        now = time.time()
+        if job.id in self._channels:
+            self._channels.pop(job.id)
+            self._running -= 1
+            seconds, when = self._usage.get(job.owner, (0.0, now))
+            self._usage[job.owner] = (seconds * 0.5 ** ((now - when) / FAIR_SHARE_HALF_LIFE)
+                                      + now - (job.started or now), now)
+        job.state, job.message, job.finished = state, message, now
+        for key in job.keys:
+            if self._by_key.get(key) == job.id:
+                del self._by_key[key]
+        finished = [j for j in self._jobs.values() if j.state not in ACTIVE]
+        for old in sorted(finished, key=lambda j: j.finished or 0)[:-KEEP_FINISHED]:
+            del self._jobs[old.id]
+        self._dispatch()
+
+    # -- one job, from the server's side -----------------------------------------------------------
+    def _drive(self, job: Job, channel: Any) -> None:
+        """Holds the job's run keys' locks, has the executor train it, drains its progress, stores it."""
+        spec = JobSpec(job.config, tuple(c.epochs for c in job.configs[:-1]), job.device, self.data.data_id,
+                       self.worker_data_dir)
+        executor = self.gpu_executor if job.device == "cuda" and self.gpu_executor else self.executor
+        stopping = lambda: job.state == "cancelled"  # noqa: E731
+        trained = []
+
+        def train_missing(todo: list[int]) -> list[tuple[RunResult, dict]]:
+            future = executor.submit(run_job, spec, channel)
+            while True:
+                try:
+                    out = future.result(timeout=0.1)
+                    break
+                except cf.TimeoutError:
+                    pass
+                finally:
+                    self._apply(job, channel.drain())
+                if stopping():
+                    channel.cancel()
+            if stopping():
+                raise Cancelled(f"job {job.id} was cancelled")
+            result, snapshots = _unpack(out)
+            if result.status == "cancelled":
+                raise Cancelled(f"job {job.id} was cancelled")
+            trained.append(out["worker"])
+            return [(result, snapshots)]
+
+        state, message = "done", None
+        try:
+            self.cache.get_or_train_all([job.config], self.data, train_missing, stopping)
+        except Cancelled:
+            state = "cancelled"
+        except Exception as e:
+            state, message = "failed", student_message(e)
+            log.warning("job %s (%s) failed: %r", job.id, job.config.describe(), e)
+        finally:
+            try:
+                channel.close()
+            except Exception:
+                pass
+        with self._lock:
+            if job.state == "cancelled":
+                state, message = "cancelled", None
+            if trained:
+                job.worker, job.trained = trained[0], True
+            self._end(job, state, message)
+
+    def _apply(self, job: Job, events: list[dict[str, Any]]) -> None:
+        with self._lock:
+            for event in events:
+                if "worker" in event:  # an attempt begins: show where, from the start
+                    job.worker, job.epoch, job.fraction, job.running_loss, job.epochs = event["worker"], 0, 0.0, None, []
+                    continue
+                job.epoch, job.fraction = event["epoch"], event["fraction"]
+                job.running_loss = event["metrics"].get("train_loss")
+                if event["fraction"] >= 1.0 and "test_acc" in event["metrics"]:
+                    job.epochs.append(event["metrics"])
+
+
+# -- building a service ----------------------------------------------------------------------------
+
+def embedded_service(cache: RunCache, data: Any, limits: HostingLimits | None = None,
+                     fair_share: bool = True) -> JobService:
+    """Trains in threads of this process: the default, no Dask needed."""
+    limits = limits or HostingLimits()
+    executor = cf.ThreadPoolExecutor(max_workers=limits.max_concurrent, thread_name_prefix="train")
+    return JobService(executor, cache, data, limits.max_concurrent, limits, worker_data_dir=data.source,
+                      fair_share=fair_share)
+
+
+def dask_service(address: str, cache: RunCache, data: Any, limits: HostingLimits | None = None,
+                 capacity: int | None = None, timeout: float = 5.0) -> JobService:
+    """Trains on a Dask cluster: `address` is a scheduler (tcp://host:8786), or "local" for a private
+    cluster of two worker processes on 127.0.0.1 that lives as long as this process.
+
+    `capacity` (jobs at once) defaults to the cluster's worker threads when the service starts. Raises
+    RequestRefused with a one-line message when the scheduler cannot be reached.
+    """
+    from distributed import Client, LocalCluster
+    limits = limits or HostingLimits()
+    worker_data_dir, owns = None, []
+    try:
+        if address == "local":
+            cluster = LocalCluster(host="127.0.0.1", n_workers=2, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            client = Client(cluster, timeout=timeout)
+            worker_data_dir, owns = data.source, [client, cluster]  # the same machine: the same files
+        else:
+            client = Client(address, timeout=timeout)
+            owns = [client]
+    except (OSError, TimeoutError) as e:
+        raise RequestRefused(f"cannot reach the Dask scheduler at {address} ({e}). Is `dask scheduler` "
+                             "running there, and is the address right?") from None
+    if capacity is None:
+        capacity = max(1, sum(w["nthreads"] for w in client.scheduler_info()["workers"].values()))
+    return JobService(client.get_executor(pure=False), cache, data, capacity, limits,
+                      gpu_executor=client.get_executor(pure=False, resources={"GPU": 1}), client=client,
+                      worker_data_dir=worker_data_dir, owns=owns)
+
+
+def service_from_env(cache: RunCache, data: Any, limits: HostingLimits | None = None,
+                     env: dict[str, str] | None = None) -> JobService:
+    """The service a server process should use: Dask when MNIST_LAB_DASK_SCHEDULER is set (an address,
+    or "local"), else the embedded one. With Dask, trainings at once = MNIST_LAB_MAX_CONCURRENT if set,
+    else the cluster's worker threads."""
+    env = os.environ if env is None else env
+    limits = limits or HostingLimits.from_env(env)
+    address = env.get("MNIST_LAB_DASK_SCHEDULER", "").strip()
+    if not address:
+        return embedded_service(cache, data, limits)
+    capacity = limits.max_concurrent if env.get("MNIST_LAB_MAX_CONCURRENT", "").strip() else None
+    return dask_service(address, cache, data, limits, capacity)
+
+
+def results_for(service: JobService, configs: list[RunConfig], jobs: Iterable[Job]) -> list[RunResult | None]:
+    """The runs for `configs` once `jobs` have ended, in order: from the cache, marked as trained now
+    (cached False, machine["worker"] set) when one of these jobs trained them; None where a run is
+    missing (its job failed or was cancelled)."""
+    trained = {key: job for job in jobs for key in job.keys if job.state == "done" and job.trained}
+    out = []
+    for config in configs:
+        key = service.cache.key_for(config, service.data)
+        run = service.cache.get(key)
+        if run is not None and key in trained:
+            run.cached = False
+        out.append(run)
+    return out
+
+
+__all__ = ["Job", "JobService", "JobSpec", "RequestRefused", "JobFailed", "run_job", "embedded_service",
+           "dask_service", "service_from_env", "results_for", "student_message", "STATES", "WORKER_LOST"]

@@ -1,0 +1,132 @@
+"""Scale-out on a real Dask cluster: a `dask scheduler` and two `dask worker` processes on 127.0.0.1.
+
+The CLI's --dask trains a sweep on the workers, which read MNIST themselves and send back metrics and
+weights; the runs land in the CLI's cache and equal the embedded executor's bit for bit. A worker
+killed mid-job fails that job with a message, and submitting it again trains it on the other worker.
+Every process the tests start is stopped by its PID at the end, pass or fail.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+distributed = pytest.importorskip("distributed", reason="distributed (Dask) is not installed: pip install distributed")
+
+from mnist_core.cache import RunCache  # noqa: E402
+from mnist_core.config import RunConfig  # noqa: E402
+from mnist_core.jobs import WORKER_LOST, dask_service  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SWEEP = ["sweep", "--param", "lr", "--values", "0.01,0.001", "--epochs", "1", "--train-size", "1000",
+         "--test-size", "200", "--batch-size", "50", "--json"]
+SAME = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")  # what a run computed (not its timing)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def env_with(tmp: Path, **more: str) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "MNIST_CACHE_DIR": str(tmp),
+            "MNIST_DATA_DIR": os.environ["MNIST_DATA_DIR"], **more}
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """(scheduler address, {worker address: its process}). Workers run without a nanny, so the PID we
+    kill is the worker itself and nothing restarts it."""
+    tmp = tmp_path_factory.mktemp("dask")
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    processes = []
+    try:
+        processes.append(subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1",
+                                           "--port", str(port), "--no-dashboard"], env=env_with(tmp / "scheduler"),
+                                          cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for i in range(2):
+            processes.append(subprocess.Popen([sys.executable, "-m", "dask", "worker", address, "--host",
+                                               "127.0.0.1", "--nthreads", "1", "--no-nanny", "--no-dashboard"],
+                                              env=env_with(tmp / f"worker{i}"), cwd=tmp,
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        with distributed.Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            pids = client.run(os.getpid)  # worker address -> its PID
+        by_pid = {p.pid: p for p in processes}
+        yield address, {worker: by_pid[pid] for worker, pid in pids.items()}
+    finally:
+        for process in reversed(processes):
+            stop(process)
+
+
+def cli(tmp: Path, *argv: str) -> list[dict]:
+    p = subprocess.run([sys.executable, "-m", "mnist_core", *argv], capture_output=True, text=True,
+                       env=env_with(tmp), cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def test_a_sweep_on_two_workers_lands_in_the_cli_cache_and_equals_the_embedded_runs(cluster, tmp_path):
+    address, workers = cluster
+    on_dask = cli(tmp_path / "dask", *SWEEP, "--dask", address)
+    assert [r["config"]["lr"] for r in on_dask] == [0.01, 0.001]
+    assert all(r["worker"] in workers and not r["cached"] and r["status"] == "ok" for r in on_dask)
+    cache = RunCache(tmp_path / "dask" / "runs")
+    for run in on_dask:
+        stored = cache.get(run["key"])
+        assert stored is not None and stored.machine["worker"] == run["worker"]
+        assert stored.machine["cpu_capability"] and stored.machine["torch"]
+
+    embedded = cli(tmp_path / "embedded", *SWEEP)
+    assert [r["worker"] for r in embedded] == ["local", "local"]
+    assert [r["key"] for r in embedded] == [r["key"] for r in on_dask]
+    assert [[[m[f] for f in SAME] for m in r["epochs"]] for r in on_dask] == \
+           [[[m[f] for f in SAME] for m in r["epochs"]] for r in embedded]
+
+    again = cli(tmp_path / "dask", *SWEEP, "--dask", address)
+    assert [(r["cached"], r["worker"]) for r in again] == [(True, None), (True, None)]
+
+
+def test_a_worker_killed_mid_job_fails_that_job_and_a_retry_succeeds(cluster, mnist, tmp_path):
+    address, workers = cluster
+    cache = RunCache(tmp_path / "runs")
+    service = dask_service(address, cache, mnist)
+    try:
+        config = RunConfig(train_size=5000, test_size=200, batch_size=10, epochs=4, init="xavier_uniform", seed=3)
+        (job,) = service.submit([config], owner="ann")
+        deadline = time.monotonic() + 120
+        while not ((now := service.job(job.id)).worker and now.epoch >= 1 and now.fraction > 0):
+            assert now.state in ("queued", "running") and time.monotonic() < deadline, now
+            time.sleep(0.02)
+        killed = now.worker
+        os.kill(workers[killed].pid, signal.SIGKILL)
+        workers[killed].wait(30)
+        assert service.wait([job.id], timeout=120)
+        failed = service.job(job.id)
+        assert failed.state == "failed" and failed.message == WORKER_LOST
+        assert all(cache.get(key) is None for key in failed.keys)  # nothing half-trained
+
+        (retry,) = service.submit([config], owner="ann")  # what pressing Run again does
+        assert retry.id != job.id and service.wait([retry.id], timeout=300)
+        done = service.job(retry.id)
+        assert done.state == "done" and done.worker != killed and done.worker in workers, done
+        assert [m.epoch for m in cache.get(done.keys[0]).epochs] == [1, 2, 3, 4]
+    finally:
+        service.shutdown()

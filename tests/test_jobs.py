@@ -1,0 +1,161 @@
+"""The job service, in-process: jobs outlive whoever asked, one job per run however many ask, only the
+owner cancels, fair share between owners, caps with messages, failures with messages, and nothing
+half-trained in the cache. Real MNIST (small subsets), the real engine and cache, threads as workers."""
+import dataclasses
+import threading
+import time
+
+import pytest
+import torch
+
+from mnist_core.config import RunConfig
+from mnist_core.hosting import HostingLimits
+from mnist_core.jobs import RequestRefused, embedded_service, results_for
+from mnist_core.train import train
+
+TINY = dict(train_size=1000, test_size=200, batch_size=50, init="xavier_uniform")
+# Long enough to still be running whenever the test looks (it is always cancelled, never waited for).
+LONG = dict(train_size=10_000, test_size=100, batch_size=10, init="xavier_uniform", epochs=200)
+
+
+def wait_until(condition, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the jobs to reach the expected state"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def make_service(mnist, cache):
+    services = []
+
+    def make(limits=None, data=mnist, **kw):
+        service = embedded_service(cache, data, limits or HostingLimits(), **kw)
+        services.append(service)
+        return service
+
+    yield make
+    for service in services:
+        service.shutdown()
+
+
+def test_the_same_run_asked_twice_is_one_job_that_both_watch(make_service, cache):
+    service = make_service()
+    config = RunConfig(**TINY, epochs=2)
+    (first,) = service.submit([config], owner="ann")
+    (second,) = service.submit([config], owner="bob")
+    assert second.id == first.id and second.watchers == ["ann", "bob"] and second.owner == "ann"
+    assert [j.id for j in service.jobs(owner="bob")] == [first.id]  # bob's page finds it among his
+    assert service.wait([first.id], timeout=120)
+    done = service.job(first.id)
+    assert done.state == "done" and done.trained and done.worker == "local"
+    assert cache.get(cache.key_for(config, service.data)) is not None
+    assert service.submit([config], owner="cleo") == []  # cached now: nothing to train
+
+
+def test_only_the_owner_cancels_and_nothing_of_a_cancelled_job_is_cached(make_service, cache, mnist):
+    service = make_service()
+    long = RunConfig(**LONG).replace(train_size=1000)
+    configs = [long.replace(epochs=1), long]
+    (job,) = service.submit(configs, owner="ann")
+    assert [c.epochs for c in job.configs] == [1, 200]  # one job: epoch 1 is a snapshot of the 200-epoch run
+    service.submit(configs[1:], owner="bob")
+    wait_until(lambda: len(service.job(job.id).epochs) >= 2)  # the snapshot epoch is behind it
+    assert service.cancel(job.id, "bob") is False and service.cancel(job.id, "nobody") is False
+    assert service.job(job.id).state == "running"
+    assert service.cancel(job.id, "ann") is True
+    assert service.wait([job.id], timeout=60)
+    ended = service.job(job.id)
+    assert ended.state == "cancelled" and ended.message is None and len(ended.epochs) < 200
+    assert all(cache.get(key) is None for key in job.keys)  # not the run, not its finished snapshot
+    assert service.cancel(job.id, "ann") is False  # it has ended
+    assert service.job("no-such-job") is None  # e.g. after a restart: an answer, not a hang
+    (again,) = service.submit(configs[:1], owner="bob")  # a new request trains afresh
+    assert again.id != job.id and again.owner == "bob"
+
+
+def test_a_job_keeps_running_after_the_thread_that_submitted_it_is_gone(make_service, cache):
+    service = make_service()
+    submitted = []
+    config = RunConfig(**TINY, epochs=2, lr=0.002)
+    page = threading.Thread(target=lambda: submitted.extend(service.submit([config], owner="ann")))
+    page.start()
+    page.join()  # the page script has ended (a widget changed, the tab closed)
+    assert service.wait([submitted[0].id], timeout=120)
+    assert service.job(submitted[0].id).state == "done"
+    run = cache.get(cache.key_for(config, service.data))
+    assert run is not None and [m.epoch for m in run.epochs] == [1, 2] and run.machine["worker"] == "local"
+
+
+@pytest.mark.parametrize("fair_share", [True, False])
+def test_fair_share_starts_a_small_request_before_anothers_second_job(make_service, fair_share):
+    service = make_service(fair_share=fair_share)
+    (blocker,) = service.submit([RunConfig(**LONG)], owner="carl")  # holds the one slot while the line forms
+    wait_until(lambda: service.job(blocker.id).state == "running")
+    ann = service.submit([RunConfig(**TINY, epochs=1, lr=lr) for lr in (0.01, 0.003, 0.001)], owner="ann")
+    (bob,) = service.submit([RunConfig(**TINY, epochs=1, lr=0.02)], owner="bob")
+    expected = [ann[0], bob, ann[1], ann[2]] if fair_share else [ann[0], ann[1], ann[2], bob]
+    assert [service.job(j.id).place for j in expected] == [1, 2, 3, 4]
+    service.cancel(blocker.id, "carl")
+    assert service.wait([j.id for j in expected], timeout=120)
+    started = [service.job(j.id).started for j in expected]
+    assert started == sorted(started) and all(service.job(j.id).state == "done" for j in expected)
+
+
+def test_per_owner_limit_and_the_seconds_cap_refuse_with_a_message(make_service):
+    service = make_service(HostingLimits(hosted=True, max_queued_per_owner=2, max_request_seconds=5000))
+    mine = service.submit([RunConfig(**LONG, lr=lr) for lr in (0.001, 0.002)], owner="ann")
+    with pytest.raises(RequestRefused, match="at most 2 per person") as refused:
+        service.submit([RunConfig(**LONG, lr=0.003)], owner="ann")
+    assert "cancel one" in str(refused.value)
+    (watched,) = service.submit([RunConfig(**LONG, lr=0.001)], owner="ann")  # an active job of hers: no new one
+    assert watched.id == mine[0].id
+    (bobs,) = service.submit([RunConfig(**LONG, lr=0.004)], owner="bob")  # others are not held to ann's count
+    with pytest.raises(RequestRefused, match="fewer epochs"):  # 12 million images: hours, over the cap
+        service.submit([RunConfig(**{**LONG, "train_size": 60_000})], owner="cleo")
+    for job in mine:
+        assert service.cancel(job.id, "ann")
+    assert service.cancel(bobs.id, "bob")
+
+
+def test_a_failing_job_is_failed_with_a_message_and_caches_nothing(make_service, mnist, cache):
+    # The server's files hash differently from the worker's: the worker refuses rather than file its
+    # runs under keys that describe other data.
+    other = dataclasses.replace(mnist, data_id="0" * 64)
+    service = make_service(data=other)
+    (job,) = service.submit([RunConfig(**TINY, epochs=1)], owner="ann")
+    assert service.wait([job.id], timeout=120)
+    failed = service.job(job.id)
+    assert failed.state == "failed" and "different MNIST files" in failed.message and "MNIST_DATA_DIR" in failed.message
+    assert cache.get(job.keys[0]) is None
+    (retry,) = service.submit([RunConfig(**TINY, epochs=1)], owner="ann")  # the service itself carries on
+    assert retry.id != job.id
+
+
+def test_progress_arrives_in_order_and_each_epoch_lands(make_service):
+    service = make_service()
+    (job,) = service.submit([RunConfig(**{**TINY, "batch_size": 10}, epochs=3, lr=0.0005)], owner="ann")
+    seen = []
+    while (now := service.job(job.id)).state in ("queued", "running"):
+        if now.epoch:
+            seen.append((now.epoch, now.fraction, len(now.epochs)))
+        time.sleep(0.005)
+    assert now.state == "done" and seen, "the job reported progress while it ran"
+    assert seen == sorted(seen)  # epochs increase; within an epoch the fraction only grows
+    assert all(0 < fraction <= 1 for _, fraction, _ in seen)
+    assert [m["epoch"] for m in now.epochs] == [1, 2, 3] and all("test_acc" in m for m in now.epochs)
+
+
+def test_cached_runs_are_the_engines_own_results(make_service, cache, mnist):
+    service = make_service()
+    configs = [RunConfig(**TINY, epochs=e, seed=5) for e in (1, 2)]
+    jobs = service.submit(configs, owner="ann")
+    assert service.wait([j.id for j in jobs], timeout=120)
+    served = results_for(service, configs, [service.job(j.id) for j in jobs])
+    direct, snapshots = train(configs[1], mnist, snapshot_epochs=[1])
+    for run, (metrics, weights) in zip(served, [(direct.epochs[:1], snapshots[1]), (direct.epochs, direct.weights)]):
+        assert run is not None and not run.cached and run.machine["worker"] == "local"
+        same = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")
+        assert [[getattr(m, f) for f in same] for m in run.epochs] == [[getattr(m, f) for f in same] for m in metrics]
+        stored = cache.weights(run.key)
+        assert stored.keys() == weights.keys() and all(torch.equal(stored[k], weights[k]) for k in weights)
