@@ -239,16 +239,17 @@ def run_job(spec: JobSpec, channel: LocalChannel | DaskChannel) -> dict[str, Any
         raise JobFailed(WORKER_LOST)
     from safetensors.torch import save
 
-    from .data import load_mnist
+    from .data import DATASETS, load_dataset
     from .train import resolve_device, train
     try:
         device = resolve_device(spec.device)
-        data = load_mnist(device, spec.data_dir)
+        data = load_dataset(spec.config.dataset, device, spec.data_dir)
     except Exception as e:  # DataNotFoundError, DeviceError: the worker's setup, said plainly
         raise JobFailed(f"The machine {worker} cannot train this: {e}") from None
     if data.data_id != spec.data_id:
-        raise JobFailed(f"The machine {worker} has different MNIST files from the server's (checked by their "
-                        "hashes), so its runs would not match; give it the same files (MNIST_DATA_DIR).")
+        raise JobFailed(f"The machine {worker} has different {DATASETS[spec.config.dataset].title} files from the server's (checked "
+                        "by their hashes), so its runs would not match; give it the same files (MNIST_DATA_DIR, "
+                        "FASHION_MNIST_DATA_DIR).")
     channel.put({"worker": worker})
 
     def progress(epoch: int, fraction: float, metrics: dict[str, Any]) -> None:
@@ -294,21 +295,22 @@ def student_message(error: BaseException) -> str:
 class JobService:
     """Owns every training of one server process (or one CLI command). Thread-safe.
 
-    `data` is the server's MnistData (only its data_id and device are used: they make the run keys).
-    `worker_data_dir` is where workers read MNIST: the server's folder for in-process and local workers,
-    None for a cluster (each worker's own MNIST_DATA_DIR).
+    `data` is the server's MnistData (only its data_id and device are used: they make the run keys); a
+    config of the other dataset uses that one's, loaded when first asked for (`data_for`).
+    `shared_files`: workers read the server's data folders (in-process and local workers); else each
+    worker reads its own (MNIST_DATA_DIR, FASHION_MNIST_DATA_DIR) and the hashes must agree.
     """
 
     def __init__(self, executor: cf.Executor, cache: RunCache, data: Any, capacity: int = 1,
                  limits: HostingLimits | None = None, *, gpu_executor: cf.Executor | None = None,
-                 client: Any = None, worker_data_dir: str | None = None, fair_share: bool = True,
+                 client: Any = None, shared_files: bool = False, fair_share: bool = True,
                  owns: Iterable[Any] = ()):
         if capacity < 1:
             raise ValueError("the service needs at least one training slot")
         self.executor, self.gpu_executor, self.client = executor, gpu_executor, client
         self.cache, self.data, self.capacity = cache, data, capacity
         self.limits = limits or HostingLimits()
-        self.worker_data_dir, self.fair_share = worker_data_dir, fair_share
+        self.shared_files, self.fair_share = shared_files, fair_share
         self._owns = list(owns)  # closed by shutdown(): a private cluster, its client
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}          # every job still remembered, by id
@@ -320,6 +322,14 @@ class JobService:
         self._running = 0
         self._closed = False
 
+    def data_for(self, dataset: str) -> Any:
+        """The server's copy of a dataset (its hash makes the run keys): `data`, or the other one, loaded on
+        the same device once per process when first asked for."""
+        if dataset == getattr(self.data, "name", "mnist"):
+            return self.data
+        from .data import load_dataset
+        return load_dataset(dataset, self.data.device)
+
     # -- asking ------------------------------------------------------------------------------------
     def submit(self, configs: Iterable[RunConfig], owner: str) -> list[Job]:
         """The jobs that will produce `configs` (an empty list if all are cached): new ones, and active
@@ -327,15 +337,18 @@ class JobService:
         message for the student when hosted caps or the per-owner limit say no."""
         from .sweep import plan
         configs = list(configs)
-        device = self.data.device.type
-        _, groups = plan(configs, self.data, self.cache)
+        if len({c.dataset for c in configs}) > 1:
+            raise RequestRefused("A comparison trains on one dataset; these settings name several.")
+        data = self.data_for(configs[0].dataset) if configs else self.data
+        device = data.device.type
+        _, groups = plan(configs, data, self.cache)
         with self._lock:
             if self._closed:
                 raise RequestRefused("The training service is shutting down; try again in a minute.")
             reused, new = [], []
             for group in groups:
                 wanted = [configs[i] for i in group.serves]
-                keys = [self.cache.key_for(c, self.data) for c in wanted]
+                keys = [self.cache.key_for(c, data) for c in wanted]
                 todo = []
                 for config, key in zip(wanted, keys):
                     if key in self._by_key and self._jobs[self._by_key[key]].state in ACTIVE:
@@ -364,16 +377,18 @@ class JobService:
                 raise RequestRefused(
                     f"You have {mine} training(s) waiting or running, and this needs {len(new)} more; this "
                     f"server runs at most {cap} per person at a time. Wait for yours to finish, or cancel one.")
-        message = self.limits.check([group[-1] for group in new], history, self.data.device.type, len(self.data.test_x))
+        message = self.limits.check([group[-1] for group in new], history, self.data.device.type,
+                                    len(self.data.test_x))
         if message:
             raise RequestRefused(message)
 
     def _create(self, group: list[RunConfig], owner: str, device: str, history: list[RunResult]) -> Job:
         from .compare import estimate_seconds
         config = group[-1]
-        guess = estimate_seconds(config, history, device, len(self.data.test_x))
+        data = self.data_for(config.dataset)
+        guess = estimate_seconds(config, history, device, len(data.test_x))
         job = Job(id=secrets.token_hex(8), owner=owner, config=config, configs=group,
-                  keys=[self.cache.key_for(c, self.data) for c in group], device=device, watchers=[owner],
+                  keys=[self.cache.key_for(c, data) for c in group], device=device, watchers=[owner],
                   estimate_seconds=guess[0] if guess else None)
         self._jobs[job.id] = job
         self._seq[job.id] = next(self._order)
@@ -516,8 +531,9 @@ class JobService:
     # -- one job, from the server's side -----------------------------------------------------------
     def _drive(self, job: Job, channel: Any) -> None:
         """Holds the job's run keys' locks, has the executor train it, drains its progress, stores it."""
-        spec = JobSpec(job.config, tuple(c.epochs for c in job.configs[:-1]), job.device, self.data.data_id,
-                       self.worker_data_dir)
+        data = self.data_for(job.config.dataset)
+        spec = JobSpec(job.config, tuple(c.epochs for c in job.configs[:-1]), job.device, data.data_id,
+                       data.source if self.shared_files else None)
         executor = self.gpu_executor if job.device == "cuda" and self.gpu_executor else self.executor
         stopping = lambda: job.state == "cancelled"  # noqa: E731
         trained = []
@@ -544,7 +560,7 @@ class JobService:
 
         state, message = "done", None
         try:
-            self.cache.get_or_train_all([job.config], self.data, train_missing, stopping)
+            self.cache.get_or_train_all([job.config], data, train_missing, stopping)
         except Cancelled:
             state = "cancelled"
         except Exception as e:
@@ -581,7 +597,7 @@ def embedded_service(cache: RunCache, data: Any, limits: HostingLimits | None = 
     """Trains in threads of this process: the default, no Dask needed."""
     limits = limits or HostingLimits()
     executor = cf.ThreadPoolExecutor(max_workers=limits.max_concurrent, thread_name_prefix="train")
-    return JobService(executor, cache, data, limits.max_concurrent, limits, worker_data_dir=data.source,
+    return JobService(executor, cache, data, limits.max_concurrent, limits, shared_files=True,
                       fair_share=fair_share)
 
 
@@ -595,13 +611,13 @@ def dask_service(address: str, cache: RunCache, data: Any, limits: HostingLimits
     """
     from distributed import Client, LocalCluster
     limits = limits or HostingLimits()
-    worker_data_dir, owns = None, []
+    shared_files, owns = False, []
     try:
         if address == "local":
             cluster = LocalCluster(host="127.0.0.1", n_workers=2, threads_per_worker=1, processes=True,
                                    dashboard_address=None)
             client = Client(cluster, timeout=timeout)
-            worker_data_dir, owns = data.source, [client, cluster]  # the same machine: the same files
+            shared_files, owns = True, [client, cluster]  # the same machine: the same files
         else:
             client = Client(address, timeout=timeout)
             owns = [client]
@@ -612,7 +628,7 @@ def dask_service(address: str, cache: RunCache, data: Any, limits: HostingLimits
         capacity = max(1, sum(w["nthreads"] for w in client.scheduler_info()["workers"].values()))
     return JobService(client.get_executor(pure=False), cache, data, capacity, limits,
                       gpu_executor=client.get_executor(pure=False, resources={"GPU": 1}), client=client,
-                      worker_data_dir=worker_data_dir, owns=owns)
+                      shared_files=shared_files, owns=owns)
 
 
 def service_from_env(cache: RunCache, data: Any, limits: HostingLimits | None = None,
@@ -636,7 +652,7 @@ def results_for(service: JobService, configs: list[RunConfig], jobs: Iterable[Jo
     trained = {key: job for job in jobs for key in job.keys if job.state == "done" and job.trained}
     out = []
     for config in configs:
-        key = service.cache.key_for(config, service.data)
+        key = service.cache.key_for(config, service.data_for(config.dataset))
         run = service.cache.get(key)
         if run is not None and key in trained:
             run.cached = False
