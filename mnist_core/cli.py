@@ -36,7 +36,7 @@ CONFIG_FLAGS = {  # flag -> (config field, help)
     "--train-size": ("train_size", "training images to use (max 60000)"),
     "--test-size": ("test_size", "test images scored after each epoch (100-10000)"),
     "--seed": ("seed", "random seed"),
-    "--precision": ("precision", "fp32, or bf16 autocast"),
+    "--precision": ("precision", "fp32, or bf16 autocast (only where the device computes bf16 natively)"),
     "--device": ("device", "auto, cpu, cuda or mps"),
 }
 
@@ -135,10 +135,14 @@ class Bars:
 
 # -- commands --------------------------------------------------------------------------------------
 
-def _data_and_cache(args: argparse.Namespace, config: RunConfig):
+def _data_and_cache(args: argparse.Namespace, configs: list[RunConfig]):
     from .data import load_mnist
-    from .train import resolve_device
-    device = resolve_device(config.device)
+    from .train import bf16_native, resolve_device
+    device = resolve_device(configs[0].device)
+    if any(c.precision == "bf16" for c in configs):
+        native, reason = bf16_native(device)
+        if not native:  # emulated bf16 is slower than the seed's fp32 loop: never worth it
+            raise UsageError(f"--precision bf16 is off on {device}: {reason}. Use --precision fp32.")
     return load_mnist(device, args.data_dir), RunCache()
 
 
@@ -148,7 +152,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if config.model == "cnn":
         shape_flow(config)  # reject a collapsing CNN before loading anything
-    data, cache = _data_and_cache(args, config)
+    data, cache = _data_and_cache(args, [config])
     bars = Bars([config.describe()[:40]], [config.epochs])
     try:
         (result,) = run_sweep([config], data, cache, progress=bars.update)
@@ -189,7 +193,7 @@ def sweep_configs(args: argparse.Namespace) -> tuple[str, list[Any], list[RunCon
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import run_sweep
     param, values, configs = sweep_configs(args)
-    data, cache = _data_and_cache(args, configs[0])
+    data, cache = _data_and_cache(args, configs)
     labels = [f"{param}={_label(v)}" for v in values]
     bars = Bars(labels, [c.epochs for c in configs])
     try:
