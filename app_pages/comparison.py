@@ -26,7 +26,7 @@ from mnist_core.config import (ACTIVATIONS, CONV_LAYERS, INITS, MAX_EPOCHS, MNIS
                                PRECISIONS, SWEEPABLE)
 from mnist_core.evaluate import confusion_table
 from mnist_core.charts import confusion_chart
-from mnist_core.train import EpochMetrics, RunResult
+from mnist_core.train import EpochMetrics, RunResult, bf16_native, resolve_device
 from app_pages.shared import (OverTheCap, dataset_or_error, keep, percent, restore, run_cache, test_set_report,
                               training_turn)
 
@@ -143,7 +143,12 @@ def read_sidebar(model: str) -> Comparison:
     values = {field: st.session_state[key(model, field)] for field in MODEL_FIELDS[model]}
     values["activations"] = (st.session_state[key(model, "act1")], st.session_state[key(model, "act2")])
     base = RunConfig.from_dict({"model": model, **values})
-    return make_comparison(base, st.session_state[key(model, "param")], st.session_state[key(model, "values")])
+    comparison = make_comparison(base, st.session_state[key(model, "param")], st.session_state[key(model, "values")])
+    if "bf16" in (base.precision, *(comparison.values if comparison.param == "precision" else ())):
+        native, reason = bf16_native(resolve_device("auto"))
+        if not native:  # emulated bf16 is slower than the seed's fp32 loop
+            raise ConfigError(f"bf16 precision is off on this machine: {reason}. Use fp32.")
+    return comparison
 
 
 # -- sidebar ---------------------------------------------------------------------------------------
@@ -179,10 +184,13 @@ def sidebar(model: str) -> None:
             first, second = st.columns(2)
             first.selectbox("Activation 1", ACTIVATIONS, key=key(model, "act1"), help="After hidden layer 1.")
             second.selectbox("Activation 2", ACTIVATIONS, key=key(model, "act2"), help="After hidden layer 2.")
+        bf16, bf16_reason = bf16_native(resolve_device("auto"))
         for field in MODEL_FIELDS[model]:
             label, kind, spec, help_text = FIELDS[field]
             if kind == "select":
-                st.selectbox(label, spec, key=key(model, field), help=help_text or None)
+                off = field == "precision" and not bf16  # the option says why it is off
+                st.selectbox(label, spec, key=key(model, field), disabled=off,
+                             help=f"bf16 is off: {bf16_reason}." if off else help_text or None)
             else:
                 low, high, step, fmt = spec
                 cast = int if kind == "int" else float

@@ -1,7 +1,7 @@
 """mnist_core: everything the MNIST hyperparameter lab does, without any UI.
 
 data (MNIST as device tensors) -> config (RunConfig, presets, run_key) -> models (MLP, CNN, shape_flow)
--> train (the engine; stacked.py trains a sweep's models together) -> cache (RunCache) -> sweep
+-> train (the engine: every run trains through train.train) -> cache (RunCache) -> sweep
 (comparisons) -> evaluate / preprocess -> compare / charts (for the app) -> hosting -> cli.
 
 Names are imported on first use (PEP 562), so `python -m mnist_core cache show KEY` never loads torch.

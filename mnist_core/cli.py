@@ -38,7 +38,7 @@ CONFIG_FLAGS = {  # flag -> (config field, help)
     "--train-size": ("train_size", "training images to use (max 60000)"),
     "--test-size": ("test_size", "test images scored after each epoch (100-10000)"),
     "--seed": ("seed", "random seed"),
-    "--precision": ("precision", "fp32, or bf16 autocast"),
+    "--precision": ("precision", "fp32, or bf16 autocast (only where the device computes bf16 natively)"),
     "--device": ("device", "auto, cpu, cuda or mps"),
 }
 
@@ -145,11 +145,15 @@ class Bars:
 
 # -- commands --------------------------------------------------------------------------------------
 
-def _data_and_cache(args: argparse.Namespace, config: RunConfig):
+def _data_and_cache(args: argparse.Namespace, configs: list[RunConfig]):
     from .data import load_dataset
-    from .train import resolve_device
-    device = resolve_device(config.device)
-    return load_dataset(config.dataset, device, args.data_dir), RunCache()
+    from .train import bf16_native, resolve_device
+    device = resolve_device(configs[0].device)
+    if any(c.precision == "bf16" for c in configs):
+        native, reason = bf16_native(device)
+        if not native:  # emulated bf16 is slower than the seed's fp32 loop: never worth it
+            raise UsageError(f"--precision bf16 is off on {device}: {reason}. Use --precision fp32.")
+    return load_dataset(configs[0].dataset, device, args.data_dir), RunCache()
 
 
 def run_jobs(args: argparse.Namespace, configs: list[RunConfig], labels: list[str]) -> list[RunResult | None]:
@@ -157,7 +161,7 @@ def run_jobs(args: argparse.Namespace, configs: list[RunConfig], labels: list[st
     Dask cluster of --dask. Shows progress bars; Ctrl-C cancels this command's jobs. Runs whose job
     failed are None, after a line on stderr saying why."""
     from .jobs import dask_service, embedded_service, results_for
-    data, cache = _data_and_cache(args, configs[0])
+    data, cache = _data_and_cache(args, configs)
     service = dask_service(args.dask, cache, data) if args.dask else embedded_service(cache, data)
     owner = f"cli-{os.getpid()}"
     bars = Bars(labels, [c.epochs for c in configs])

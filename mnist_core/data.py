@@ -93,6 +93,39 @@ class MnistData:
     def classes(self) -> tuple[str, ...]:
         return DATASETS[self.name].classes if self.name in DATASETS else DATASETS["mnist"].classes
 
+TEST_SAMPLE_SEED = 0  # one fixed sample for every run, whatever the run's own seed
+
+
+def balanced_test_sample(test_y: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices of a fixed, seeded, class-balanced sample of `n` test images, in test-set order.
+
+    MNIST's test set is ordered by source (its first and last 5,000 digits come from different
+    writers), so its first N images read several points lower than the whole. Each class gets its
+    share of `n` (proportional to its size in the test set, rounded by largest remainder, so the
+    counts differ from proportional by less than 1) drawn from one seeded permutation.
+    """
+    total = len(test_y)
+    if n >= total:
+        return torch.arange(total, device=test_y.device)
+    labels = test_y.cpu()
+    counts = torch.bincount(labels, minlength=10).tolist()
+    quotas = [n * c / total for c in counts]
+    take = [int(q) for q in quotas]
+    by_remainder = sorted(range(len(counts)), key=lambda c: (take[c] - quotas[c], c))
+    for c in by_remainder[:n - sum(take)]:
+        take[c] += 1
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(TEST_SAMPLE_SEED))
+    chosen = [order[labels[order] == c][:k] for c, k in enumerate(take)]
+    return torch.cat(chosen).sort().values.to(test_y.device)
+
+
+def scored_test_images(data: MnistData, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test images a run scores after each epoch: all of them, or the balanced sample of `n`."""
+    if n >= len(data.test_y):
+        return data.test_x, data.test_y
+    indices = balanced_test_sample(data.test_y, n)
+    return data.test_x.index_select(0, indices), data.test_y.index_select(0, indices)
+
 
 def data_dir_from_env(dataset: str = "mnist") -> Path | None:
     value = os.environ.get(DATASETS[dataset].env, "").strip()

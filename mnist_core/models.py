@@ -21,14 +21,6 @@ ACTIVATION_LAYERS = {
     "leaky_relu": nn.LeakyReLU,
     "gelu": nn.GELU,
 }
-# The same activations as plain functions, for the stacked MLP (stacked.py), which has no modules.
-ACTIVATION_FUNCTIONS = {
-    "relu": torch.relu,
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-    "leaky_relu": nn.functional.leaky_relu,  # slope 0.01, as nn.LeakyReLU
-    "gelu": nn.functional.gelu,              # exact erf form, as nn.GELU
-}
 CNN_CHANNELS = (32, 64, 128)
 CNN_FC = 625
 

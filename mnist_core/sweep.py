@@ -1,10 +1,9 @@
 """Comparisons: several configs that differ in one hyperparameter, trained as cheaply as possible.
 
 Runs already cached cost nothing. Configs that differ only in their number of epochs are one run:
-the longest is trained and the shorter ones are its first epochs, stored with their own weights.
-Trainings that keep the model's shape and batch size (a learning-rate, init, seed, optimizer or
-activation sweep of the MLP) train together, stacked (stacked.py); every run is still stored
-under its own key with its own weights.
+the longest is trained and the shorter ones are its first epochs, stored with their own weights
+(the first E epochs of a run are, bit for bit, the E-epoch run). Every other run is trained alone
+by train.train, so a run's numbers never depend on which other values were in the comparison.
 """
 from __future__ import annotations
 
@@ -14,7 +13,6 @@ from typing import Any, Callable
 from .cache import RunCache
 from .config import RunConfig
 from .data import MnistData
-from .stacked import MAX_STACK, stack_key, train_stacked
 from .train import RunResult, StopFn
 from .train import train as train_one
 
@@ -45,15 +43,6 @@ def plan(configs: list[RunConfig], data: MnistData, cache: RunCache) -> tuple[di
     return cached, jobs
 
 
-def stacks(jobs: list[Job], device: str) -> list[list[Job]]:
-    """The jobs grouped into trainings: jobs whose configs share a stack key train together."""
-    groups: dict[Any, list[Job]] = {}
-    for i, job in enumerate(jobs):
-        key = stack_key(job.config, device)
-        groups.setdefault(("alone", i) if key is None else key, []).append(job)
-    return [group[at:at + MAX_STACK] for group in groups.values() for at in range(0, len(group), MAX_STACK)]
-
-
 def run_sweep(configs: list[RunConfig], data: MnistData, cache: RunCache, *,
               progress: SweepProgressFn | None = None, should_stop: StopFn | None = None,
               on_result: Callable[[int, RunResult], None] | None = None) -> list[RunResult | None]:
@@ -64,39 +53,23 @@ def run_sweep(configs: list[RunConfig], data: MnistData, cache: RunCache, *,
         results[i] = hit
         if on_result:
             on_result(i, hit)
-    for group in stacks(jobs, data.device.type):
+    for job in jobs:
         if should_stop is not None and should_stop():
             break
+        snapshot_epochs = {configs[i].epochs for i in job.serves} - {job.config.epochs}
 
-        group_configs = [job.config for job in group]
-        snapshot_epochs = [{configs[i].epochs for i in job.serves} - {job.config.epochs} for job in group]
-
-        def job_progress(j: int, epoch: int, fraction: float, metrics: dict[str, Any]) -> None:
-            for i in group[j].serves:
+        def job_progress(epoch: int, fraction: float, metrics: dict[str, Any], serves=job.serves) -> None:
+            for i in serves:
                 if progress is not None and epoch <= configs[i].epochs:
                     progress(i, epoch, fraction, metrics)
 
-        def train_missing(todo: list[int]) -> list[tuple[RunResult, dict]]:
-            # all of the group, or fewer if another process trained some of it meanwhile
-            return _train_together([group_configs[j] for j in todo], data, [snapshot_epochs[j] for j in todo],
-                                   lambda k, *a: job_progress(todo[k], *a), should_stop)
-
-        longest = cache.get_or_train_all(group_configs, data, train_missing, should_stop)
-        for job, result in zip(group, longest):
-            for i in job.serves:
-                results[i] = _serve(configs[i], result, data, cache)
-                if on_result and results[i] is not None:
-                    on_result(i, results[i])
+        longest = cache.get_or_train(job.config, data, progress=job_progress, should_stop=should_stop,
+                                     snapshot_epochs=snapshot_epochs, trainer=train_one)
+        for i in job.serves:
+            results[i] = _serve(configs[i], longest, data, cache)
+            if on_result and results[i] is not None:
+                on_result(i, results[i])
     return results
-
-
-def _train_together(configs: list[RunConfig], data: MnistData, snapshot_epochs: list[set[int]],
-                    progress: SweepProgressFn, should_stop: StopFn | None) -> list[tuple[RunResult, dict]]:
-    """Trains configs that share a stack key: stacked when there are several, alone when one."""
-    if len(configs) == 1:
-        return [train_one(configs[0], data, progress=lambda *a: progress(0, *a), should_stop=should_stop,
-                          snapshot_epochs=snapshot_epochs[0])]
-    return train_stacked(configs, data, progress=progress, should_stop=should_stop, snapshot_epochs=snapshot_epochs)
 
 
 def _serve(config: RunConfig, longest: RunResult, data: MnistData, cache: RunCache) -> RunResult | None:

@@ -7,6 +7,7 @@ Losses are summed on the device and read back a few times per epoch, never every
 from __future__ import annotations
 
 import math
+import os
 import platform
 import threading
 import time
@@ -18,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import RunConfig
-from .data import MnistData
+from .data import MnistData, scored_test_images
 from .errors import DeviceError
 from .models import build_model
 from .results import EpochMetrics, ProgressFn, RunResult, StopFn  # noqa: F401  (the engine's public types)
@@ -51,6 +52,37 @@ def resolve_device(name: str = "auto") -> str:
     if name == "mps" and not torch.backends.mps.is_available():
         raise DeviceError("device mps was asked for, but this machine has no Apple GPU. Use --device auto or cpu.")
     return name
+
+
+# oneDNN's ISA limits below AVX512_CORE_BF16: with one of these it emulates bf16, slower than fp32.
+ONEDNN_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
+
+
+def bf16_native(device: str) -> tuple[bool, str]:
+    """Whether `device` computes bf16 natively, and why (or why not), in words for a student.
+
+    bf16 autocast is only worth offering where it is native: on a CPU without it, oneDNN emulates
+    bf16 and a CNN epoch took 6.7x longer than the seed's plain fp32 loop. On a CPU, the bf16 matmuls
+    and convolutions run in oneDNN, which picks its kernels from the CPU's instructions (AVX512-BF16
+    or AMX) and from ONEDNN_MAX_CPU_ISA, not from ATEN_CPU_CAPABILITY: so the CPU's flags decide, and
+    an ONEDNN_MAX_CPU_ISA below AVX512_CORE_BF16 turns it off. (torch.ops.mkldnn's own check alone
+    is not enough: it says yes for any AVX-512 CPU, where bf16 measured slower than fp32 here.)
+    """
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            return False, "this machine has no CUDA GPU"
+        if torch.cuda.is_bf16_supported():
+            return True, f"{torch.cuda.get_device_name(0)} computes bf16 natively"
+        return False, "this GPU has no native bf16 (it needs compute capability 8.0 or newer)"
+    if device != "cpu":
+        return False, f"bf16 autocast is not used on {device}"
+    if not (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()):
+        return False, "this CPU has no native bf16 (AVX512-BF16 or AMX); emulated bf16 is slower than fp32"
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "")).strip().upper()
+    if limit in ONEDNN_WITHOUT_BF16 or not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        why = f"ONEDNN_MAX_CPU_ISA={limit}" if limit else "this PyTorch build's oneDNN"
+        return False, f"{why} keeps PyTorch from this CPU's bf16 instructions; emulated bf16 is slower than fp32"
+    return True, "this CPU computes bf16 natively (AVX512-BF16 or AMX)"
 
 
 _init_lock = threading.Lock()
@@ -100,7 +132,7 @@ class FusedOptimizer:
     kernel that does the work: a fifth of a batch-10 MLP step on a CPU. This calls the same kernel with
     the same state, so the weights match torch.optim's bit for bit (a test checks it). The settings
     (betas, eps, weight decay, dampening, ...) are read off the optimizer torch_optimizer builds, so
-    nothing is restated here. `params` may be views (a stacked sweep's slices): step() takes their grads.
+    nothing is restated here.
     """
 
     def __init__(self, config: RunConfig, params: list[torch.Tensor], device: str):
@@ -121,8 +153,8 @@ class FusedOptimizer:
             p.grad = None
 
     @torch.no_grad()
-    def step(self, grads: list[torch.Tensor] | None = None) -> None:
-        grads = [p.grad for p in self.params] if grads is None else grads
+    def step(self) -> None:
+        grads = [p.grad for p in self.params]
         s = self.settings
         if self.sgd:
             torch._fused_sgd_(self.params, grads, self.momentum, weight_decay=s["weight_decay"],
@@ -172,6 +204,7 @@ def train(config: RunConfig, data: MnistData, *, progress: ProgressFn | None = N
     if config.train_size > len(data.train_x):
         raise ValueError(f"train_size {config.train_size} exceeds the {len(data.train_x)} training images")
     train_x, train_y = data.train_x[:config.train_size], data.train_y[:config.train_size]
+    test_x, test_y = scored_test_images(data, config.test_size)
     n, batch = config.train_size, config.batch_size
     steps = math.ceil(n / batch)
 
@@ -224,8 +257,7 @@ def train(config: RunConfig, data: MnistData, *, progress: ProgressFn | None = N
         if status == "diverged" or not math.isfinite(train_loss):
             status, diverged_epoch = "diverged", epoch
             break
-        test_loss, test_acc = evaluate(model, data.test_x[:config.test_size], data.test_y[:config.test_size],
-                                       config, device)
+        test_loss, test_acc = evaluate(model, test_x, test_y, config, device)
         seconds = time.perf_counter() - epoch_start
         train_acc = (predicted[:seen] == epoch_y[:seen]).sum().item() / seen
         metrics = EpochMetrics(epoch, train_loss, train_acc, test_loss, test_acc, seconds, seen / seconds)

@@ -7,11 +7,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from mnist_core import RunConfig
 from mnist_core.compare import make_comparison, to_query_params
+from mnist_core.train import bf16_native, resolve_device
 
 APP = "../app.py"
 TIMEOUT = 120
@@ -52,7 +54,11 @@ def timing_table(at: AppTest):
 def test_home_page_shows_device_dataset_and_cache():
     at = open_page()
     assert at.title[0].value == "MNIST hyperparameter lab"
-    assert any("Training runs on **cpu**" in m.value for m in at.markdown)
+    device = resolve_device("auto")  # a GPU machine must say so, with the GPU's name
+    line = next(m.value for m in at.markdown if "Training runs on" in m.value)
+    assert f"Training runs on **{device}**" in line
+    if device == "cuda":
+        assert torch.cuda.get_device_name(0) in line
     assert any(s.value.startswith("MNIST found in") for s in at.success)
     assert not at.error
 
@@ -184,6 +190,23 @@ def test_a_bad_link_shows_an_error():
     at = open_page("app_pages/mlp.py", query=link)
     assert any("This link does not describe a comparison" in e.value and "learning rate must be a number" in e.value
                for e in at.error)
+
+
+def test_bf16_is_offered_only_where_native_and_says_why_not(monkeypatch):
+    native, _ = bf16_native(resolve_device("auto"))
+    at = open_page("app_pages/cnn.py")
+    assert at.selectbox(key="cnn.cfg.precision").disabled == (not native)
+    # held to AVX2 instructions, oneDNN has no native bf16 on any CPU: the option is off, and a link asking
+    # for bf16 is told why (on a GPU the device decides, and bf16 stays on where it is native)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    if resolve_device("auto") != "cpu":
+        pytest.skip("training runs on a GPU here; the CPU's bf16 does not matter")
+    link = to_query_params(make_comparison(RunConfig(model="cnn", train_size=200), "precision", "fp32, bf16"))
+    at = open_page("app_pages/cnn.py", query=link)
+    option = at.selectbox(key="cnn.cfg.precision")
+    assert option.disabled and "bf16 is off" in option.help and "ONEDNN_MAX_CPU_ISA=AVX2" in option.help
+    assert any("bf16 precision is off on this machine" in e.value for e in at.error), [e.value for e in at.error]
+    assert not at.get("vega_lite_chart")
 
 
 def test_cnn_invalid_value_is_an_error_while_the_other_value_runs():

@@ -7,10 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from mnist_core.cli import main
 from mnist_core.data import denormalize
+from mnist_core.train import resolve_device
+
+pytestmark = pytest.mark.numerics
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = ["--train-size", "2000", "--init", "xavier_uniform", "--batch-size", "50"]
@@ -29,7 +33,7 @@ def test_train_json_then_the_same_run_comes_from_the_cache(capsys, mnist):
     assert code == 0
     first = json.loads(out)
     assert RUN_FIELDS <= set(first) and first["status"] == "ok" and first["cached"] is False
-    assert first["steps_per_epoch"] == 40 and first["device"] == "cpu" and first["config"]["train_size"] == 2000
+    assert first["steps_per_epoch"] == 40 and first["device"] == resolve_device("auto") and first["config"]["train_size"] == 2000
     assert [e["epoch"] for e in first["epochs"]] == [1, 2] and EPOCH_FIELDS <= set(first["epochs"][0])
     assert first["epochs"][-1]["test_acc"] > 0.85
 
@@ -77,12 +81,22 @@ def test_shapes_prints_the_flow(capsys):
     (["cache", "show", "../../etc/passwd"], "is not a run key"),
     (["cache", "show", "mlp-0123456789abcdef"], "No cached run"),
     (["predict", "--run", "mlp-0123456789abcdef", "x.png"], "No cached run"),
-    (["train", "--device", "cuda"], "no CUDA GPU"),
 ])
 def test_bad_input_is_one_line_and_a_nonzero_exit(capsys, argv, words):
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == ""
     assert err.startswith("error: ") and words in err and err.count("\n") == 1
+
+
+def test_device_cuda_trains_on_the_gpu_or_says_there_is_none(capsys):
+    code, out, err = run(capsys, "train", "--device", "cuda", "--epochs", "1", *QUICK, "--json")
+    if torch.cuda.is_available():
+        assert code == 0 and err == ""
+        result = json.loads(out)
+        assert result["device"] == "cuda" and result["status"] == "ok" and result["epochs"][-1]["test_acc"] > 0.8
+    else:
+        assert code == 2 and out == ""
+        assert err.startswith("error: ") and "no CUDA GPU" in err and err.count("\n") == 1
 
 
 def test_missing_data_is_one_line_in_a_real_process(tmp_path):

@@ -17,11 +17,13 @@ import torch
 from mnist_core import config as config_module
 from mnist_core import sweep as sweep_module
 from mnist_core.cache import RunCache, UnknownRunError, check_key
-from mnist_core.config import PRESETS, ConfigError, RunConfig, parse_values, run_key
-from mnist_core.data import MEAN, STD, normalize
+from mnist_core.config import PRESETS, ConfigError, RunConfig, parse_values, run_key, measured_on
+from mnist_core.data import MEAN, STD, normalize, scored_test_images
 from mnist_core.models import MLP, build_model, format_flow, multiply_adds, shape_flow
 from mnist_core.sweep import run_sweep
-from mnist_core.train import FusedOptimizer, make_optimizer, seeded_model, torch_optimizer, train
+from mnist_core.train import FusedOptimizer, evaluate, make_optimizer, seeded_model, torch_optimizer, train
+
+pytestmark = pytest.mark.numerics
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = dict(train_size=512, batch_size=64, epochs=2, init="xavier_uniform", lr=0.003)
@@ -366,10 +368,16 @@ def test_two_processes_asking_for_the_same_run_train_it_once(tmp_path):
     assert outs[0]["key"] == outs[1]["key"] and outs[0]["acc"] == outs[1]["acc"]
 
 
-def test_test_size_scores_the_first_test_images_only(synthetic):
+def test_test_size_scores_the_balanced_sample(synthetic):
     small, _ = train(RunConfig(**{**SMALL, "epochs": 1, "test_size": 100}), synthetic)
     full, _ = train(RunConfig(**{**SMALL, "epochs": 1}), synthetic)  # all 256 synthetic test images
     assert small.epochs[0].train_loss == full.epochs[0].train_loss  # the training is the same
-    assert round(small.epochs[0].test_acc * 100, 6).is_integer() and small.epochs[0].test_loss != full.epochs[0].test_loss
+    x, y = scored_test_images(synthetic, 100)
+    assert len(y) == 100 and not torch.equal(y, synthetic.test_y[:100])  # a sample, not the first 100
+    model = seeded_model(small.config, "cpu")
+    model.load_state_dict(small.weights)
+    assert (small.epochs[0].test_loss, small.epochs[0].test_acc) == evaluate(model, x, y, small.config, "cpu")
+    assert measured_on(small.config) == "100 test images (balanced sample)"
+    assert measured_on(full.config) == "10,000 test images"
     with pytest.raises(ConfigError, match="number of test images"):
         RunConfig(test_size=20_000)

@@ -1,8 +1,9 @@
 """End to end: `streamlit run app.py` on localhost, driven in headless Chromium as a class would use it.
 
 Debian's chromium package is the browser (Playwright's own browser download cannot work here). The
-tests skip, saying so, only where no Chromium is installed. Screenshots land in test-artifacts/ and
-refresh the README's in docs/screenshots/.
+tests skip, saying so, only where no Chromium is installed. Screenshots land in test-artifacts/ only
+(git-ignored): running the tests changes no tracked file. `python tests/refresh_screenshots.py` copies
+them into docs/screenshots/ for the README, deliberately.
 """
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
 
@@ -133,8 +133,6 @@ def shot(page, name: str, height: int = 2000) -> None:
     page.wait_for_timeout(1500)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ARTIFACTS / f"{name}.png", SCREENSHOTS / f"{name}.png")
 
 
 def nav_labels(page) -> list[str]:
