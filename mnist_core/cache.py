@@ -299,6 +299,7 @@ class RunCache:
             fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{PINS}.", suffix=".part")
             with os.fdopen(fd, "w") as f:
                 json.dump({"pinned": sorted(pins)}, f, indent=1)
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the pins from other operators
             os.replace(tmp, self.root / PINS)
         return pins
 
