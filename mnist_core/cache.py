@@ -21,7 +21,6 @@ for the operator (`cache check`, the server log), never deleted.
 """
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
@@ -120,6 +119,13 @@ def _signature(st: os.stat_result) -> tuple[int, int, int]:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
+def _copy(result: RunResult, **changes: Any) -> RunResult:
+    """A shallow copy (the index keeps its own; callers may set fields), faster than copy.copy."""
+    new = RunResult.__new__(RunResult)
+    new.__dict__ = {**result.__dict__, **changes}
+    return new
+
+
 def _temp_key(name: str) -> str:
     """The key a temp file `.KEY.PID.random.tmp` was being written for."""
     return name[1:].split(".", 1)[0]
@@ -190,7 +196,7 @@ class RunCache:
         if not (weights or fresh):
             known = self._index.get(path.name)
             if known is not None and known[0] == _signature(os.stat(path)):
-                return copy.copy(known[1])
+                return _copy(known[1])
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
             meta = _read_header(f, st.st_size)
@@ -202,7 +208,7 @@ class RunCache:
                 raise CorruptEntry(f"metadata unreadable ({type(e).__name__}: {e})") from e
             if result.key != key:
                 raise CorruptEntry(f"the file holds run {result.key}")
-            self._index[path.name] = (_signature(st), copy.copy(result))
+            self._index[path.name] = (_signature(st), _copy(result))
             if weights:
                 from safetensors.torch import load  # safetensors: tensors only, never a pickle
                 f.seek(0)
@@ -256,13 +262,23 @@ class RunCache:
     def list(self) -> list[RunResult]:
         """Every readable entry, newest first (metrics only). Changes nothing on disk (except moving a
         damaged entry to quarantine); an unchanged entry costs one stat."""
-        runs, seen = [], set()
-        for path in self.entries():
-            seen.add(path.name)
-            if (run := self.get(path.name[: -len(SUFFIX)])) is not None:
+        runs, seen, index = [], set(), self._index
+        for entry in os.scandir(self.root):  # os and plain strings: pathlib would cost more than the stats
+            name = entry.name
+            if not (name.endswith(SUFFIX) and KEY_PATTERN.match(name[: -len(SUFFIX)])):
+                continue
+            seen.add(name)
+            known = index.get(name)
+            try:
+                if known is not None and known[0] == _signature(entry.stat()):
+                    runs.append(_copy(known[1], cached=True))
+                    continue
+            except FileNotFoundError:
+                continue
+            if (run := self.get(name[: -len(SUFFIX)])) is not None:
                 runs.append(run)
-        for name in set(self._index) - seen:  # gone: evicted, or removed by hand
-            self._index.pop(name, None)
+        for name in set(index) - seen:  # gone: evicted, or removed by hand
+            index.pop(name, None)
         return sorted(runs, key=lambda r: r.created, reverse=True)
 
     def size_bytes(self) -> int:
