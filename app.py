@@ -47,9 +47,7 @@ def home() -> None:
 
     st.subheader("Runs in the cache")
     cache = run_cache()
-    runs = cache.list()
-    for problem in cache.problems:
-        st.warning(problem)
+    runs = cache.list()  # damaged entries are the operator's business: server log and `cache check`, not here
     if not runs:
         st.info("Nothing trained yet. Open the MLP page and press **Run comparison**; every finished run is kept, so "
                 "asking again (or a classmate asking the same) costs nothing.")

@@ -388,7 +388,7 @@ def lookup(items: list[Entry], data, cache, fresh: dict[str, RunResult]) -> list
         if entry.config is None:
             out.append(None)
             continue
-        out.append(fresh.get(id_of(entry.config)) or cache.get(cache.key_for(entry.config, data)))
+        out.append(fresh.get(id_of(entry.config)) or cache.get(cache.key_for(entry.config, data), touch=True))
     return out
 
 

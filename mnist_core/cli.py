@@ -76,12 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--run", required=True, help="run key (see 'cache list')")
     predict.add_argument("images", nargs="+", help="image files")
     predict.add_argument("--json", action="store_true")
-    cache = sub.add_parser("cache", help="list or show cached runs")
+    cache = sub.add_parser("cache", help="list, show, pin or check cached runs")
     cache_sub = cache.add_subparsers(dest="cache_command", required=True)
-    cache_sub.add_parser("list").add_argument("--json", action="store_true")
-    show = cache_sub.add_parser("show")
+    cache_sub.add_parser("list", help="every cached run, newest first").add_argument("--json", action="store_true")
+    show = cache_sub.add_parser("show", help="one run's epochs")
     show.add_argument("key")
     show.add_argument("--json", action="store_true")
+    for name, verb in (("pin", "never evict"), ("unpin", "allow evicting again")):
+        pin = cache_sub.add_parser(name, help=f"{verb}: runs by key, or a preset's runs on this machine")
+        pin.add_argument("keys", nargs="*", metavar="KEY")
+        pin.add_argument("--preset", choices=sorted(PRESETS), help="all runs of one of the seed's experiments")
+        pin.add_argument("--data-dir", help="folder with the four MNIST files (default: $MNIST_DATA_DIR)")
+    check = cache_sub.add_parser("check", help="read every entry; move damaged ones to quarantine/ and list problems")
+    check.add_argument("--json", action="store_true")
     return parser
 
 
@@ -298,14 +305,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_cache(args: argparse.Namespace) -> int:
     cache = RunCache()
     if args.cache_command == "list":
-        runs = cache.list()
+        runs, pinned = cache.list(), _pins(cache)
         if args.json:
-            print(json.dumps([r.to_json() for r in runs], indent=2))
+            print(json.dumps([{**r.to_json(), "pinned": r.key in pinned} for r in runs], indent=2))
         else:
-            print(table([{**summary_row(r), "config": r.config.describe()} for r in runs]))
+            print(table([{**summary_row(r), "pinned": r.key in pinned, "config": r.config.describe()} for r in runs]))
         return 0
+    if args.cache_command in ("pin", "unpin"):
+        return _pin(args, cache)
+    if args.cache_command == "check":
+        rows = cache.check()
+        print(json.dumps(rows, indent=2) if args.json else table(rows) if rows else
+              f"{len(cache.entries())} entries, all whole; nothing in quarantine.")
+        return 1 if any(r["state"] in ("damaged", "unreadable") for r in rows) else 0
     key = check_key(args.key)
-    run = cache.get(key)
+    run = cache.get(key)  # the operator looking: not a use
     if run is None:
         raise UnknownRunError(f"No cached run {key} (see 'cache list').")
     if args.json:
@@ -314,6 +328,33 @@ def cmd_cache(args: argparse.Namespace) -> int:
         print(run.config.describe())
         print(table([m.__dict__ for m in run.epochs]))
         print(table([summary_row(run)]))
+    return 0
+
+
+def _pins(cache: RunCache) -> set[str]:
+    try:
+        return cache.pinned()
+    except (OSError, ValueError) as e:
+        print(f"warning: {e}", file=sys.stderr)
+        return set()
+
+
+def _pin(args: argparse.Namespace, cache: RunCache) -> int:
+    if bool(args.keys) == bool(args.preset):
+        raise UsageError(f"cache {args.cache_command} needs run keys or --preset NAME (one of the two)")
+    keys = [check_key(k) for k in args.keys]
+    if args.preset:  # the keys depend on this machine's device and the data's checksum
+        configs = PRESETS[args.preset].configs()
+        data, _ = _data_and_cache(args, configs[0])
+        keys = [cache.key_for(c, data) for c in configs]
+    try:
+        pins = cache.pin(keys) if args.cache_command == "pin" else cache.unpin(keys)
+    except ValueError as e:  # a damaged pins file: say so rather than overwrite the operator's pins
+        raise UsageError(str(e)) from None
+    cached = {p.name.removesuffix(".safetensors") for p in cache.entries()}
+    for key in keys:
+        note = "" if key in cached else " (not cached yet)"
+        print(f"{'pinned' if key in pins else 'unpinned'} {key}{note}")
     return 0
 
 

@@ -26,12 +26,14 @@ class Job:
     serves: list[int]  # indices into the sweep's configs
 
 
-def plan(configs: list[RunConfig], data: MnistData, cache: RunCache) -> tuple[dict[int, RunResult], list[Job]]:
-    """Splits a sweep into runs already cached and the trainings still needed."""
+def plan(configs: list[RunConfig], data: MnistData, cache: RunCache,
+         touch: bool = False) -> tuple[dict[int, RunResult], list[Job]]:
+    """Splits a sweep into runs already cached and the trainings still needed (`touch`: the hits are
+    being served, so their use counts for eviction; an estimate only looks)."""
     cached: dict[int, RunResult] = {}
     groups: dict[RunConfig, list[int]] = {}
     for i, config in enumerate(configs):
-        hit = cache.get(cache.key_for(config, data))
+        hit = cache.get(cache.key_for(config, data), touch=touch)
         if hit is not None:
             cached[i] = hit
         else:
@@ -47,7 +49,7 @@ def run_sweep(configs: list[RunConfig], data: MnistData, cache: RunCache, *,
               progress: SweepProgressFn | None = None, should_stop: StopFn | None = None,
               on_result: Callable[[int, RunResult], None] | None = None) -> list[RunResult | None]:
     """Results in the order of `configs` (None for runs not reached because of a stop)."""
-    cached, jobs = plan(configs, data, cache)
+    cached, jobs = plan(configs, data, cache, touch=True)
     results: list[RunResult | None] = [None] * len(configs)
     for i, hit in cached.items():
         results[i] = hit
@@ -76,7 +78,7 @@ def _serve(config: RunConfig, longest: RunResult, data: MnistData, cache: RunCac
     """The result for `config` from the training of its longest twin."""
     if config.epochs == longest.config.epochs:
         return longest
-    if (shorter := cache.get(cache.key_for(config, data))) is not None:
+    if (shorter := cache.get(cache.key_for(config, data), touch=True)) is not None:
         shorter.cached = longest.cached  # trained just now, as the first epochs of the longest run
         return shorter
     if longest.status == "diverged":  # it diverged before this run's last epoch: so would this run
