@@ -1,4 +1,4 @@
-"""`python -m mnist_core`: train, sweep, shapes, predict, cache. The same engine and cache as the app.
+"""`python -m mnist_core`: train, sweep, shapes, predict, explain, cache. The same engine and cache as the app.
 
 Bad input ends with one line on stderr and exit status 2, never a traceback.
 """
@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--run", required=True, help="run key (see 'cache list')")
     predict.add_argument("images", nargs="+", help="image files")
     predict.add_argument("--json", action="store_true")
+    explain = sub.add_parser("explain", help="see inside a cached run: each layer's output for one image, as PNG grids")
+    explain.add_argument("--run", required=True, help="run key (see 'cache list')")
+    explain.add_argument("image", help="an image file of one digit")
+    explain.add_argument("--out", help="folder for the PNGs (default: ./explain-KEY)")
+    explain.add_argument("--json", action="store_true")
     cache = sub.add_parser("cache", help="list or show cached runs")
     cache_sub = cache.add_subparsers(dest="cache_command", required=True)
     cache_sub.add_parser("list").add_argument("--json", action="store_true")
@@ -251,6 +256,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+    from .explain import explain_image
+    from .preprocess import load_image
+    key = check_key(args.run)
+    cache = RunCache()
+    run = cache.get(key)
+    if run is None:
+        raise UnknownRunError(f"No cached run {key} (see 'cache list').")
+    image = load_image(args.image)
+    out = Path(args.out) if args.out else Path(f"explain-{key}")
+    result = explain_image(run.config, cache.weights(key), image, out)
+    if args.json:
+        print(json.dumps(result.rows, indent=2))
+    else:
+        print(table([{**row, "shape": " x ".join(map(str, row["shape"]))} for row in result.rows]))
+        print(f"reads {result.digit}; {len(result.pictures)} pictures in {out}/")
+    return 0
+
+
 def cmd_cache(args: argparse.Namespace) -> int:
     cache = RunCache()
     if args.cache_command == "list":
@@ -273,7 +298,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "shapes": cmd_shapes, "predict": cmd_predict, "cache": cmd_cache}
+COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "shapes": cmd_shapes, "predict": cmd_predict, "explain": cmd_explain,
+            "cache": cmd_cache}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
