@@ -201,7 +201,7 @@ _ANCHORS = np.array([[68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], 
                      [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37]], dtype=np.float64)
 VIRIDIS = np.stack([np.interp(np.linspace(0, 8, 256), np.arange(9), _ANCHORS[:, c]) for c in range(3)],
                    axis=1).round().astype(np.uint8)
-GAP_COLOUR = (255, 255, 255)
+GAP_COLOUR = 255  # white between the tiles
 TILE = 56  # pixels a map's side is scaled up to (at least), so a 2x2 map is as visible as a 28x28 one
 GAP = 2
 
@@ -238,18 +238,19 @@ def grid(maps: np.ndarray, columns: int | None = None) -> np.ndarray:
     maps = np.asarray(maps, dtype=np.float64)
     channels, height, width = maps.shape
     columns = columns or math.ceil(math.sqrt(channels))
+    rows = math.ceil(channels / columns)
     scale = max(1, TILE // max(height, width))
     finite = maps[np.isfinite(maps)]
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    out = np.empty((*grid_size(channels, height, width, columns), 3), dtype=np.uint8)
-    out[:] = GAP_COLOUR
-    step_y, step_x = height * scale + GAP, width * scale + GAP
-    for c in range(channels):
-        tile = heatmap(maps[c], low, high)
-        tile[~np.isfinite(maps[c])] = GAP_COLOUR
-        y, x = (c // columns) * step_y, (c % columns) * step_x
-        out[y: y + height * scale, x: x + width * scale] = tile.repeat(scale, 0).repeat(scale, 1)
-    return out
+    tiles = heatmap(maps, low, high)
+    tiles[~np.isfinite(maps)] = GAP_COLOUR
+    tiles = tiles.repeat(scale, 1).repeat(scale, 2)
+    # every tile gets a gap below and to its right, empty tiles fill the last row; then one reshape lays
+    # them out row by row, and the last gap is cut off
+    tiles = np.pad(tiles, ((0, rows * columns - channels), (0, GAP), (0, GAP), (0, 0)), constant_values=255)
+    _, tile_h, tile_w, _ = tiles.shape
+    out = tiles.reshape(rows, columns, tile_h, tile_w, 3).transpose(0, 2, 1, 3, 4).reshape(rows * tile_h, columns * tile_w, 3)
+    return np.ascontiguousarray(out[:-GAP, :-GAP])
 
 
 def layer_picture(array: np.ndarray, top: int | None = None) -> np.ndarray:

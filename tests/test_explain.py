@@ -2,6 +2,7 @@
 units are counted as constructed, and `python -m mnist_core explain` writes its pictures and one-line errors."""
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -14,8 +15,9 @@ from mnist_core import RunCache, RunConfig, run_sweep
 from mnist_core.cli import main
 from mnist_core.data import normalize, synthetic_data
 from mnist_core.evaluate import load_model
-from mnist_core.explain import (as_input, capture, first_layer_filters, grid, hidden_stats, layer_shapes,
-                                layer_stats, most_activated_units)
+from mnist_core.explain import (activation_histogram, as_input, capture, first_layer_filters, grid, hidden_stats,
+                                layer_shapes, layer_stats, most_activated_units)
+from mnist_core.explain_charts import SHARE_TITLES, activation_histogram_chart, share_frame, unit_share_chart
 from mnist_core.models import build_model, shape_flow
 
 TINY_CNN = RunConfig(model="cnn", epochs=1, train_size=256, test_size=100, batch_size=32, seed=5)
@@ -172,3 +174,78 @@ def test_cli_explain_bad_input_is_one_line_and_exit_2(capsys, tiny_runs, tmp_pat
         assert code == 2 and out == "", (argv, out)
         assert err.startswith("error: ") and words in err and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()  # nothing written for bad input
+
+
+# -- the app's views ---------------------------------------------------------------------------------
+
+def test_chart_builders_shade_the_sigmoid_tails_and_group_the_shares():
+    model = constructed_mlp("sigmoid", [10, 10, -10, 0, 0, 0, 0, 0], {})
+    seen = capture(model, two_images())
+    histogram = activation_histogram(seen)
+    hidden1 = histogram[histogram["layer"] == "hidden1"]
+    assert hidden1["share"].sum() == pytest.approx(1.0) and hidden1["start"].min() == 0.0 and hidden1["end"].max() == 1.0
+    spec = activation_histogram_chart(hidden1, title="hidden1").to_dict()
+    shade, bars = spec["layer"]
+    assert shade["mark"]["type"] == "rect" and bars["mark"]["type"] == "bar"
+    assert rows_of(spec, shade) == [{"start": 0.0, "end": 0.05}, {"start": 0.95, "end": 1.0}]
+
+    relu = capture(constructed_mlp("relu", [1, -1] * 4, {}), two_images())
+    shares = share_frame({"sigmoid": hidden_stats(seen), "relu": hidden_stats(relu)})
+    by = shares.set_index(["run", "layer", "measure"])["share"]
+    assert by[("sigmoid", "hidden1", SHARE_TITLES["saturated_units"])] == 3 / 8
+    assert by[("relu", "hidden1", SHARE_TITLES["dead_units"])] == 0.5
+    assert ("sigmoid", "hidden1", SHARE_TITLES["dead_units"]) not in by  # a sigmoid unit cannot die
+    spec = unit_share_chart(shares).to_dict()
+    assert spec["encoding"]["xOffset"]["field"] == "run" and spec["encoding"]["column"]["field"] == "measure"
+    assert spec["encoding"]["color"]["sort"] == ["sigmoid", "relu"]
+
+
+def rows_of(spec: dict, chart: dict) -> list[dict]:
+    return spec["datasets"][chart["data"]["name"]]
+
+
+@pytest.fixture(scope="module")
+def tiny_mlps():
+    """The seed's MLP with ReLU and with sigmoid units, a few steps on synthetic digits, in the tests' cache."""
+    base = RunConfig(model="mlp", init="xavier_uniform", epochs=1, train_size=256, test_size=100, batch_size=32)
+    return run_sweep([base, base.replace(activations=("sigmoid", "sigmoid"))], synthetic_data(256, 100), RunCache())
+
+
+def test_the_draw_page_shows_two_cnns_side_by_side_and_inside_the_mlps(tiny_runs, tiny_mlps):
+    from streamlit.testing.v1 import AppTest
+    from app_pages import shared
+    shared.run_cache.clear()  # the runs above were stored after the app's cache object may have listed the folder
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/draw.py").run()
+    keys = [tiny_runs["seed"].key, tiny_runs["stride 5"].key] + [r.key for r in tiny_mlps]
+    at.multiselect(key="draw.cfg.runs").set_value(keys).run()
+    png = io.BytesIO()
+    a_seven().save(png, format="PNG")
+    at.file_uploader[0].set_value(("seven.png", png.getvalue(), "image/png")).run()
+    assert not at.exception and not at.error
+    assert [h.value for h in at.header] == ["Inside the models"]
+    captions = [c for image in at.get("image") for c in image.captions]
+    # stride 1 and stride 5, aligned layer by layer: each layer's caption once per run, shapes from shape_flow
+    for layer in ("conv1", "pool1", "conv2", "pool2", "conv3", "pool3", "fc1"):
+        pair = [c for c in captions if c.startswith(f"{layer} · ")]
+        assert len(pair) == 2, (layer, captions)
+    assert any(c.startswith("conv1 · 32x28x28") for c in captions)
+    assert any(c.startswith("conv1 · 32x6x6") for c in captions)
+    assert any("16 most active of 32" in c for c in captions)
+    assert sum(c.startswith("conv1 filters · 32x3x3") for c in captions) == 2
+    assert sum(c.startswith("hidden1 weights of the 16 units") for c in captions) == 2
+    titles = [json.loads(chart.proto.spec).get("title") for chart in at.get("vega_lite_chart")]
+    assert sum(isinstance(t, str) and t.startswith("fc2 · 10 outputs") for t in titles) == 2
+    assert any(isinstance(t, str) and t.startswith("hidden1 · ") and "saturated" in t for t in titles)
+    assert any(isinstance(t, str) and t.startswith("hidden1 · ") and "dead" in t for t in titles)
+
+    at.select_slider(key="draw.cnn.top").set_value("all").run()
+    captions = [c for image in at.get("image") for c in image.captions]
+    assert not at.exception and not any("most active" in c for c in captions)
+    at.segmented_control(key="draw.inside.source").set_value("a test digit").run()
+    at.number_input(key="draw.inside.index").set_value(3).run()
+    assert not at.exception and not at.error
+    captions = [c for image in at.get("image") for c in image.captions]
+    assert any(c.startswith("test digit 3: a ") for c in captions)
+    assert sum(c.startswith("conv1 · ") for c in captions) == 2
