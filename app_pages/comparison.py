@@ -27,6 +27,7 @@ from mnist_core.config import (ACTIVATIONS, CONV_LAYERS, INITS, MAX_EPOCHS, MNIS
 from mnist_core.evaluate import confusion_table
 from mnist_core.charts import confusion_chart
 from mnist_core.train import EpochMetrics, RunResult, bf16_native, resolve_device
+from app_pages.inside import inside_this_run
 from app_pages.shared import (OverTheCap, dataset_or_error, keep, percent, restore, run_cache, test_set_report,
                               training_turn)
 
@@ -477,3 +478,4 @@ def inspect_section(model: str, items: list[Entry], results: list[RunResult | No
                                  caption=f"true {mistake.true_label} → {mistake.predicted} ({mistake.confidence:.0%})")
     with matrix:
         st.altair_chart(confusion_chart(confusion_table(report.confusion)), width="stretch")
+    inside_this_run(model, inspectable, choice, param_title, dataset_or_error())

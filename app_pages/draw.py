@@ -10,6 +10,7 @@ from mnist_core.charts import probability_chart
 from mnist_core.compare import run_label
 from mnist_core.evaluate import predict, probability_table
 from mnist_core.preprocess import ImageError, load_image_bytes, to_mnist
+from app_pages.inside import inside_section
 from app_pages.shared import (OverTheCap, dataset_or_error, keep, restore, run_cache, trained_model,
                               training_turn)
 
@@ -95,3 +96,6 @@ if digit is not None and chosen:
                 st.metric("Reads", int(probs.argmax()), f"{probs.max():.0%} sure", delta_color="off")
                 st.caption(run_label(known[run_key]))
                 st.altair_chart(probability_chart(probability_table(probs)), width="stretch")
+
+if chosen:
+    inside_section(chosen, digit, data)

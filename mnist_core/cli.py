@@ -1,4 +1,4 @@
-"""`python -m mnist_core`: train, sweep, shapes, predict, cache. The same engine and cache as the app.
+"""`python -m mnist_core`: train, sweep, shapes, predict, explain, cache. The same engine and cache as the app.
 
 Bad input ends with one line on stderr and exit status 2, never a traceback.
 """
@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--run", required=True, help="run key (see 'cache list')")
     predict.add_argument("images", nargs="+", help="image files")
     predict.add_argument("--json", action="store_true")
+    explain = sub.add_parser("explain", help="see inside a cached run: each layer's output for one image, as PNG grids")
+    explain.add_argument("--run", required=True, help="run key (see 'cache list')")
+    explain.add_argument("image", help="an image file of one digit")
+    explain.add_argument("--out", help="folder for the PNGs (default: ./explain-KEY)")
+    explain.add_argument("--json", action="store_true")
     cache = sub.add_parser("cache", help="list, show, pin or check cached runs")
     cache_sub = cache.add_subparsers(dest="cache_command", required=True)
     cache_sub.add_parser("list", help="every cached run, newest first").add_argument("--json", action="store_true")
@@ -86,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         pin = cache_sub.add_parser(name, help=f"{verb}: runs by key, or a preset's runs on this machine")
         pin.add_argument("keys", nargs="*", metavar="KEY")
         pin.add_argument("--preset", choices=sorted(PRESETS), help="all runs of one of the seed's experiments")
-        pin.add_argument("--data-dir", help="folder with the four MNIST files (default: $MNIST_DATA_DIR)")
+        pin.add_argument("--data-dir", help="folder with the preset's dataset files (default: $MNIST_DATA_DIR)")
     check = cache_sub.add_parser("check", help="read every entry; move damaged ones to quarantine/ and list problems")
     check.add_argument("--json", action="store_true")
     return parser
@@ -302,6 +307,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+    from .explain import explain_image
+    from .preprocess import load_image
+    key = check_key(args.run)
+    cache = RunCache()
+    run = cache.get(key)
+    if run is None:
+        raise UnknownRunError(f"No cached run {key} (see 'cache list').")
+    image = load_image(args.image)
+    out = Path(args.out) if args.out else Path(f"explain-{key}")
+    result = explain_image(run.config, cache.weights(key), image, out)
+    if args.json:
+        print(json.dumps(result.rows, indent=2))
+    else:
+        print(table([{**row, "shape": " x ".join(map(str, row["shape"]))} for row in result.rows]))
+        print(f"reads {result.digit}; {len(result.pictures)} pictures in {out}/")
+    return 0
+
+
 def cmd_cache(args: argparse.Namespace) -> int:
     cache = RunCache()
     if args.cache_command == "list":
@@ -345,7 +370,7 @@ def _pin(args: argparse.Namespace, cache: RunCache) -> int:
     keys = [check_key(k) for k in args.keys]
     if args.preset:  # the keys depend on this machine's device and the data's checksum
         configs = PRESETS[args.preset].configs()
-        data, _ = _data_and_cache(args, configs[0])
+        data, _ = _data_and_cache(args, configs)
         keys = [cache.key_for(c, data) for c in configs]
     try:
         pins = cache.pin(keys) if args.cache_command == "pin" else cache.unpin(keys)
@@ -358,7 +383,8 @@ def _pin(args: argparse.Namespace, cache: RunCache) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "shapes": cmd_shapes, "predict": cmd_predict, "cache": cmd_cache}
+COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "shapes": cmd_shapes, "predict": cmd_predict, "explain": cmd_explain,
+            "cache": cmd_cache}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

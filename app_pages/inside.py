@@ -1,0 +1,143 @@
+"""Inside the models: what each layer of a run makes of one digit, runs side by side, layer by layer.
+
+Not a page: the Draw page and a comparison's "Inspect one run" call these functions. The numbers
+come from mnist_core.explain (forward hooks on the cached models); here they are only drawn.
+"""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from mnist_core import MnistData
+from mnist_core.charts import probability_chart
+from mnist_core.data import denormalize
+from mnist_core.evaluate import probability_table
+from mnist_core.explain import (activation_histogram, as_input, capture, first_layer_filters, grid, hidden_stats,
+                                layer_picture, most_activated_units, shape_text)
+from mnist_core.explain_charts import activation_histogram_chart, share_frame, unit_share_chart
+from app_pages.shared import run_cache, trained_model
+
+MAX_SIDE_BY_SIDE = 4
+CHANNEL_CHOICES = [4, 8, 16, 32, "all"]
+UNIT_CHOICES = [8, 16, 32, 64]
+BATCH = 1000  # test digits behind the activation statistics: enough for stable shares, a few ms for an MLP
+LAYER_NOTES = {"conv": "conv + ReLU", "pool": "2×2 max-pool", "fc1": "ReLU"}
+
+
+def short_label(key: str) -> str:
+    run = run_cache().get(key)
+    if run is None:
+        return key
+    c = run.config
+    what = (f"filter {c.kernel_size}, stride {c.stride}, padding {c.padding}" if c.model == "cnn"
+            else f"{'/'.join(c.activations)}, {c.init} init")
+    return f"{what} · {100 * run.final.test_acc:.1f}%" if run.final else what
+
+
+def _headers(runs: list[str], labels: list[str]) -> None:
+    for column, label in zip(st.columns(len(runs)), labels):
+        column.markdown(f"**{label}**")
+
+
+def cnn_inside(runs: list[str], image: np.ndarray, labels: list[str] | None = None, key: str = "inside") -> None:
+    """For each CNN run, side by side: every layer's maps for `image` (28x28 in [0, 1]), the 625 units, the
+    10 outputs, and the first-layer filters. The runs share shape_flow's layer names, so rows align."""
+    labels = labels or [short_label(k) for k in runs]
+    choice = st.select_slider("Maps per layer (the most active first)", CHANNEL_CHOICES, value=16,
+                              key=f"{key}.cnn.top",
+                              help="Each small square is one channel's output; bright means strongly active. "
+                                   "All maps of a layer share one colour scale.")
+    top = None if choice == "all" else int(choice)
+    seen = {k: capture(trained_model(k), as_input(image)) for k in runs}
+    _headers(runs, labels)
+    names = [n for n in seen[runs[0]].layers if n not in ("input", "flatten", "fc2")]
+    for name in names:
+        for column, k in zip(st.columns(len(runs)), runs):
+            maps = seen[k].layers[name][0]
+            note = next((v for prefix, v in LAYER_NOTES.items() if name.startswith(prefix)), "")
+            shown = f" · {min(top, len(maps))} most active of {len(maps)}" if top and maps.ndim == 3 and top < len(maps) else ""
+            what = f"{maps.size} units as a square" if maps.ndim == 1 else note
+            column.image(layer_picture(maps, top), width="stretch", output_format="PNG",
+                         caption=f"{name} · {shape_text(maps.shape)} ({what}){shown}")
+    for column, k in zip(st.columns(len(runs)), runs):
+        probs = seen[k].probabilities[0]
+        column.altair_chart(probability_chart(probability_table(probs), title=f"fc2 · 10 outputs → reads "
+                                                                              f"{int(probs.argmax())}"),
+                            width="stretch")
+    st.markdown("**The learned first-layer filters** (what each conv1 channel looks for)")
+    for column, k in zip(st.columns(len(runs)), runs):
+        filters = first_layer_filters(trained_model(k))
+        column.image(grid(filters), width="stretch", output_format="PNG",
+                     caption=f"conv1 filters · {shape_text(filters.shape)}")
+
+
+def mlp_inside(runs: list[str], image: np.ndarray, data: MnistData, labels: list[str] | None = None,
+               key: str = "inside") -> None:
+    """For each MLP run, side by side: the first hidden layer's weights as 28x28 images (the units `image`
+    excites most first), and each hidden layer's activations over test digits, with dead and saturated shares."""
+    labels = labels or [short_label(k) for k in runs]
+    top = st.select_slider("Units shown", UNIT_CHOICES, value=16, key=f"{key}.mlp.top")
+    _headers(runs, labels)
+    stats, histograms = {}, {}
+    batch = data.test_x[:BATCH]
+    for column, label, k in zip(st.columns(len(runs)), labels, runs):
+        model = trained_model(k)
+        units = most_activated_units(model, capture(model, as_input(image)), top=top)
+        weights = first_layer_filters(model)[units["unit"].to_numpy()]
+        column.image(grid(weights), width="stretch", output_format="PNG",
+                     caption=f"hidden1 weights of the {len(units)} units this digit excites most, strongest first "
+                             "(yellow: pixels that excite the unit, purple: pixels that calm it)")
+        over_batch = capture(model, batch)
+        stats[label], histograms[label] = hidden_stats(over_batch), activation_histogram(over_batch)
+    st.markdown(f"**Activations over {len(batch):,} test digits** · dead: never positive on any of them (ReLU); "
+                "saturated: always in a flat tail, below 0.05 or above 0.95 (sigmoid), where almost no gradient "
+                "passes back")
+    for layer in stats[labels[0]]["layer"]:
+        for column, label in zip(st.columns(len(runs)), labels):
+            row = stats[label].set_index("layer").loc[layer]
+            facts = [f"{row[m]:.0%} {word}" for m, word in (("dead_units", "dead"), ("saturated_units", "saturated"),
+                                                               ("saturated_fraction", "of outputs in a tail"))
+                     if row[m] == row[m]]
+            hist = histograms[label]
+            column.altair_chart(activation_histogram_chart(hist[hist["layer"] == layer],
+                                                           title=f"{layer} · {', '.join(facts) or row['activation']}"),
+                                width="stretch")
+    st.altair_chart(unit_share_chart(share_frame(stats)))
+
+
+def inside_section(runs: list[str], digit: np.ndarray | None, data: MnistData, key: str = "draw") -> None:
+    """The Draw page's "Inside the models": the chosen runs' insides for the drawing, or for a test digit."""
+    st.header("Inside the models")
+    sources = ["the drawing", "a test digit"]
+    source = st.segmented_control("Look inside with", sources, default=sources[0], key=f"{key}.inside.source")
+    if source == sources[1] or digit is None:
+        index = st.number_input("Test digit (index)", 0, len(data.test_x) - 1, 0, key=f"{key}.inside.index")
+        digit = denormalize(data.test_x[index, 0]).cpu().numpy()
+        st.image(np.kron(digit, np.ones((3, 3))), clamp=True, width=84,
+                 caption=f"test digit {index}: a {int(data.test_y[index])}")
+    cnns = [k for k in runs if k.startswith("cnn-")][:MAX_SIDE_BY_SIDE]
+    mlps = [k for k in runs if k.startswith("mlp-")][:MAX_SIDE_BY_SIDE]
+    if cnns:
+        st.subheader("CNN: layer by layer")
+        cnn_inside(cnns, digit, key=key)
+    if mlps:
+        st.subheader("MLP: units and activations")
+        mlp_inside(mlps, digit, data, key=key)
+
+
+def inside_this_run(model: str, runs: dict[str, str], choice: str, param_title: str, data: MnistData) -> None:
+    """Under a comparison's "Inspect one run": the run's insides next to another run of the comparison."""
+    if not st.toggle("Inside this run", key=f"{model}.view.inside",
+                     help="Each layer's output for one test digit, next to another run of this comparison."):
+        return
+    others = [label for label in runs if label != choice]
+    left, right = st.columns(2)
+    other = left.selectbox("Next to", others, key=f"{model}.view.inside.other") if others else None
+    index = right.number_input("Test digit (index)", 0, len(data.test_x) - 1, 0, key=f"{model}.view.inside.index")
+    image = denormalize(data.test_x[index, 0]).cpu().numpy()
+    chosen = [choice] + ([other] if other else [])
+    keys, labels = [runs[c] for c in chosen], [f"{param_title} = {c}" for c in chosen]
+    if model == "cnn":
+        cnn_inside(keys, image, labels, key=f"{model}.view")
+    else:
+        mlp_inside(keys, image, data, labels, key=f"{model}.view")
