@@ -4,8 +4,15 @@ check each chart's spec (encodings, scales, rows) without a browser.
 The frames come from mnist_core.compare (per-epoch metrics, final accuracy, timing) and
 mnist_core.evaluate (confusion matrix, probabilities). Every comparison chart colours its lines or
 bars by the compared value in the order the student typed them, so one value keeps one colour.
+
+Streamlit fits a chart's whole drawing (title, axes, legend) into the height given here, so the
+legends stand beside the plot, not under it, and HEIGHT leaves a plot area that shows the curves.
+Accuracies span a few points after the first epochs: their axes start just below the lowest value,
+not at zero, so 96% and 98% do not look the same.
 """
 from __future__ import annotations
+
+import math
 
 import altair as alt
 import pandas as pd
@@ -17,7 +24,8 @@ METRIC_TITLES = {
     "test_acc": "Test accuracy",
 }
 ACCURACY_METRICS = ("train_acc", "test_acc")
-HEIGHT = 260
+HEIGHT = 300  # the whole chart; the plot area is about 220 px of it
+PROBABILITY_HEIGHT = 220
 SCHEME = "tableau10"  # ten clearly different colours; the default blues make 0.1 and 0.01 look alike
 
 
@@ -28,10 +36,26 @@ def series_order(frame: pd.DataFrame, column: str = "series") -> list[str]:
     return list(dict.fromkeys(frame[column].tolist()))
 
 
+def accuracy_domain(values) -> list[float]:
+    """A y range for accuracies that shows their differences: from a little below the lowest to a little
+    above the highest, on whole percents, never outside [0, 1]."""
+    values = [float(v) for v in values if v == v]  # NaN: a run without a result
+    if not values:
+        return [0.0, 1.0]
+    low, high = min(values), max(values)
+    margin = max(high - low, 0.02) / 2
+    return [max(0.0, math.floor((low - margin) * 100) / 100), min(1.0, math.ceil((high + margin / 2) * 100) / 100)]
+
+
+def accuracy_format(domain: list[float]) -> str:
+    """Whole percents unless the axis spans so few that its ticks would all read the same."""
+    return ".0%" if domain[1] - domain[0] >= 0.05 else ".1~%"  # ~: 97%, 97.5%, not 97.0%
+
+
 def _color(frame: pd.DataFrame, title: str, series: list[str] | None = None) -> alt.Color:
     domain = series or series_order(frame)
     return alt.Color("series:N", title=title, sort=domain,
-                     scale=alt.Scale(domain=domain, scheme=SCHEME), legend=alt.Legend(orient="bottom", columns=4))
+                     scale=alt.Scale(domain=domain, scheme=SCHEME), legend=alt.Legend(orient="right"))
 
 
 def metric_chart(frame: pd.DataFrame, metric: str, *, log_scale: bool = False, legend_title: str = "value",
@@ -45,9 +69,13 @@ def metric_chart(frame: pd.DataFrame, metric: str, *, log_scale: bool = False, l
     is_accuracy = metric in ACCURACY_METRICS
     # A log scale cannot show 0 or less; the seed's normal(0, 1) init starts losses in the hundreds, and
     # only a log axis shows both that and the later 0.05s.
-    scale = alt.Scale(type="log") if log_scale and not is_accuracy else alt.Scale(zero=False)
-    y = alt.Y(f"{metric}:Q", title=METRIC_TITLES[metric], scale=scale,
-              axis=alt.Axis(format=".0%" if is_accuracy else "~g"))
+    if is_accuracy:
+        domain = accuracy_domain(frame[metric]) if metric in frame else [0.0, 1.0]
+        scale, axis = alt.Scale(domain=domain, clamp=True), alt.Axis(format=accuracy_format(domain), tickCount=5)
+    else:
+        scale = alt.Scale(type="log") if log_scale else alt.Scale(zero=False)
+        axis = alt.Axis(format="~g", tickCount=5)
+    y = alt.Y(f"{metric}:Q", title=METRIC_TITLES[metric], scale=scale, axis=axis)
     x = alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d"))
     tooltip = [alt.Tooltip("series:N", title=legend_title), alt.Tooltip("epoch:Q"),
                alt.Tooltip(f"{metric}:Q", title=METRIC_TITLES[metric], format=".2%" if is_accuracy else ".4f")]
@@ -70,12 +98,15 @@ def final_accuracy_chart(frame: pd.DataFrame, legend_title: str = "value") -> al
     """A bar per compared value: final test accuracy, labelled in percent on the bar."""
     order = series_order(frame, "value")
     x = alt.X("value:N", title=legend_title, sort=order, axis=alt.Axis(labelAngle=0))
-    y = alt.Y("test_acc:Q", title="Final test accuracy", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%"))
-    base = alt.Chart(frame).encode(x=x, y=y)
-    bars = base.mark_bar().encode(
-        color=_color(frame, legend_title),
-        tooltip=[alt.Tooltip("series:N", title=legend_title), alt.Tooltip("test_acc:Q", title="test accuracy", format=".2%"),
-                 alt.Tooltip("epochs:Q"), alt.Tooltip("status:N")])
+    domain = accuracy_domain(frame["test_acc"]) if "test_acc" in frame else [0.0, 1.0]
+    # The bars start at the axis' lower end, not at zero (clip keeps them inside the plot): the
+    # differences between 95% and 98% are what the student came to see.
+    y = alt.Y("test_acc:Q", title="test accuracy", scale=alt.Scale(domain=domain, clamp=True),
+              axis=alt.Axis(format=accuracy_format(domain), tickCount=5))
+    tooltip = [alt.Tooltip("series:N", title=legend_title), alt.Tooltip("test_acc:Q", title="test accuracy", format=".2%"),
+               alt.Tooltip("epochs:Q"), alt.Tooltip("status:N")]
+    base = alt.Chart(frame).encode(x=x, y=y, tooltip=tooltip)
+    bars = base.mark_bar(clip=True).encode(color=_color(frame, legend_title))
     labels = base.mark_text(dy=-8).encode(text=alt.Text("test_acc:Q", format=".1%"))
     return alt.layer(bars, labels).properties(title="Final test accuracy", height=HEIGHT)
 
@@ -110,11 +141,18 @@ def confusion_chart(frame: pd.DataFrame) -> alt.Chart:
 
 
 def probability_chart(frame: pd.DataFrame, title: str = "") -> alt.Chart:
-    """A bar per digit 0-9 with the model's softmax probability; the predicted digit stands out."""
+    """A bar per digit 0-9 with the model's softmax probability, written above it; the predicted digit
+    stands out. Every digit is on the axis, so "100% sure" reads as one full bar and nine empty ones."""
     top = int(frame.loc[frame["probability"].idxmax(), "digit"]) if len(frame) else -1
-    chart = alt.Chart(frame).mark_bar().encode(
-        x=alt.X("digit:O", title="digit", axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("probability:Q", title="probability", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
-        color=alt.condition(alt.datum.digit == top, alt.value("#e45756"), alt.value("#9ecae9")),
+    digits = list(range(10))
+    base = alt.Chart(frame).encode(
+        x=alt.X("digit:O", title="digit", scale=alt.Scale(domain=digits), axis=alt.Axis(labelAngle=0, values=digits)),
+        y=alt.Y("probability:Q", title="probability", scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format=".0%", values=[0, 0.25, 0.5, 0.75, 1])),
         tooltip=[alt.Tooltip("digit:O"), alt.Tooltip("probability:Q", format=".2%")])
-    return chart.properties(title=title, height=200)
+    bars = base.mark_bar().encode(color=alt.condition(alt.datum.digit == top, alt.value("#e45756"), alt.value("#9ecae9")))
+    # "<1%" rather than a rounded "0%" beside a "100%": the model is never exactly certain.
+    labels = base.transform_calculate(
+        label="datum.probability < 0.005 ? '<1%' : format(datum.probability, '.0%')",
+    ).mark_text(dy=-6, fontSize=10).encode(text="label:N")
+    return alt.layer(bars, labels).properties(title=title, height=PROBABILITY_HEIGHT)

@@ -3,6 +3,10 @@
 MNIST's digits were cropped to their ink, scaled into a 20x20 box keeping their aspect ratio, and
 placed in a 28x28 image with their centre of mass at the centre. A drawing off a canvas (280x280,
 thick strokes, anywhere on the canvas) looks nothing like that until it goes through the same steps.
+
+A photo of a digit on paper needs one more: the paper is not one grey. A lamp or a window lights one
+side more than the other, so the paper's level is estimated as a smooth surface and subtracted before
+Otsu's threshold separates ink from paper; the largest inked parts are the digit, specks are not.
 """
 from __future__ import annotations
 
@@ -10,13 +14,15 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFilter, UnidentifiedImageError
 
 from .errors import ImageError
 
 INK_THRESHOLD = 0.1  # of the strongest ink: fainter pixels are background noise
 MIN_INK_PIXELS = 4   # fewer than this and there is no digit to read
 MAX_UPLOAD_PIXELS = 25_000_000  # a photo from a phone is ~12 MP; anything far bigger is not a digit to read
+MIN_CONTRAST = 0.04  # ink within 10 grey levels of the paper is not a digit anyone can see
+INK_OVER_NOISE = 6  # and ink must stand this many noise deviations clear of the paper
 WORKING_SIZE = 560   # larger images are shrunk to this first: a digit needs no more to become 20x20
 
 
@@ -50,7 +56,8 @@ def _as_array(im: Image.Image) -> np.ndarray:
 
 
 def ink_map(image: np.ndarray) -> np.ndarray:
-    """Ink strength in [0, 1] per pixel, whatever the input: RGBA strokes, white-on-black or black-on-white."""
+    """Ink strength in [0, 1] per pixel, whatever the input: RGBA strokes, white-on-black or black-on-white,
+    a clean canvas or a photo of paper under uneven light. All zeros when there is no digit to see."""
     a = np.asarray(image)
     if a.dtype != np.uint8:
         a = np.clip(a * (255.0 if a.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
@@ -59,11 +66,100 @@ def ink_map(image: np.ndarray) -> np.ndarray:
     if a.ndim == 3:
         a = a[..., :3] @ np.array([0.299, 0.587, 0.114])
     gray = a.astype(np.float64) / 255.0
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    background = float(np.median(border))
-    if background > 0.5:  # dark ink on light paper: flip so ink is bright, as in MNIST
-        gray, background = 1.0 - gray, 1.0 - background
-    return np.clip((gray - background) / max(1.0 - background, 1e-6), 0.0, 1.0)
+
+    # Paper under a lamp is brighter on one side than the other, often by more than the ink differs
+    # from the paper; a single background level would call the darker side "ink". Subtract a smooth
+    # estimate of the paper instead, then decide whether the ink is the dark or the bright side.
+    residual = gray - background(gray)
+    dark, bright = np.percentile(residual, [0.5, 99.5])
+    if -dark > bright:  # dark ink on light paper: flip so ink is bright, as in MNIST
+        residual = -residual
+
+    # Otsu's threshold splits paper from ink; then the ink must stand well clear of the paper's noise,
+    # or there is nothing written (a photo of blank paper would otherwise become a digit of noise).
+    threshold = otsu_threshold(residual)
+    level = float(np.percentile(residual[residual > threshold], 90)) if (residual > threshold).any() else 0.0
+    noise = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+    if level < max(MIN_CONTRAST, INK_OVER_NOISE * noise):
+        return np.zeros_like(gray)
+    ink = np.clip(residual / level, 0.0, 1.0)
+    # Specks, the shadow of a finger, the edge of the sheet: keep the digit's own strokes, with a rim
+    # around them for the soft edges the threshold cut off.
+    keep = largest_components(residual > threshold)
+    rim = Image.fromarray(keep.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))
+    return ink * (np.asarray(rim) > 0)
+
+
+def background(gray: np.ndarray, blocks: int = 24) -> np.ndarray:
+    """A smooth (quadratic) surface through the paper's level, however thick the strokes on it.
+
+    The image is cut into about `blocks` blocks along its long side; each block's median is the
+    paper's level there unless ink covers most of it. A quadratic in x and y is fitted to the blocks,
+    and blocks far from the fit (ink, not paper) are dropped and the fit repeated."""
+    h, w = gray.shape
+    size = max(1, max(h, w) // blocks)
+    rows, cols = h // size, w // size
+    if rows == 0 or cols == 0:
+        return np.full_like(gray, np.median(gray))
+    level = np.median(gray[:rows * size, :cols * size].reshape(rows, size, cols, size).transpose(0, 2, 1, 3)
+                      .reshape(rows, cols, -1), axis=2).ravel()
+    yb, xb = np.mgrid[0:rows, 0:cols]
+    terms = lambda y, x: np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1)  # noqa: E731
+    # Coordinates in [-1, 1]-ish units so the least-squares system is well conditioned.
+    basis = terms((yb.ravel() + 0.5) * size / h * 2 - 1, (xb.ravel() + 0.5) * size / w * 2 - 1)
+    # Start from the blocks near the median level: most of a photo is paper, and a fit through every
+    # block would be pulled up by thick strokes enough to lose the paper itself.
+    spread = max(1.4826 * float(np.median(np.abs(level - np.median(level)))), 1 / 255)
+    paper = np.abs(level - np.median(level)) <= 3 * spread
+    for _ in range(5):
+        coef = np.linalg.lstsq(basis[paper], level[paper], rcond=None)[0]
+        off = level - basis @ coef
+        spread = max(1.4826 * float(np.median(np.abs(off[paper]))), 1 / 255)
+        paper = np.abs(off) <= 3 * spread
+        if paper.sum() < basis.shape[1]:
+            break
+    y, x = np.mgrid[0:h, 0:w]
+    return terms((y + 0.5) / h * 2 - 1, (x + 0.5) / w * 2 - 1) @ coef
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """The level that splits `values` into two classes with the largest between-class variance (Otsu)."""
+    counts, edges = np.histogram(values, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight = np.cumsum(counts)
+    mean = np.cumsum(counts * centres)
+    total, total_mean = weight[-1], mean[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (total_mean * weight - mean * total) ** 2 / (weight * (total - weight))
+    return float(centres[int(np.nanargmax(between[:-1]))]) if bins > 1 else float(centres[0])
+
+
+def largest_components(mask: np.ndarray, share: float = 0.1, cells: int = 140) -> np.ndarray:
+    """The 8-connected parts of `mask` with at least `share` of the largest part's pixels.
+
+    Parts are found on a grid of at most `cells` cells along the long side (a digit needs no finer one):
+    labels spread as the minimum over neighbours, each cell jumping to its label's label, so a part of
+    any shape is labelled in a few dozen numpy passes."""
+    f = -(-max(mask.shape) // cells)
+    h, w = -(-mask.shape[0] // f), -(-mask.shape[1] // f)
+    grid = np.pad(mask, ((0, h * f - mask.shape[0]), (0, w * f - mask.shape[1])))
+    grid = grid.reshape(h, f, w, f).any(axis=(1, 3))
+    none = h * w
+    labels = np.where(grid, np.arange(none).reshape(h, w), none)
+    while True:
+        padded = np.pad(labels, 1, constant_values=none)
+        spread = np.min([padded[1 + dy: 1 + dy + h, 1 + dx: 1 + dx + w]
+                         for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)
+        flat = np.append(np.where(grid, spread, none).ravel(), none)
+        spread = np.where(grid, flat[flat[spread]], none)  # jump: take the label of the label
+        if np.array_equal(spread, labels):
+            break
+        labels = spread
+    ids, sizes = np.unique(labels[grid], return_counts=True)
+    if len(ids) == 0:
+        return mask
+    kept = np.isin(labels, ids[sizes >= share * sizes.max()])
+    return np.repeat(np.repeat(kept, f, axis=0), f, axis=1)[:mask.shape[0], :mask.shape[1]] & mask
 
 
 def to_mnist(image: np.ndarray) -> np.ndarray | None:
@@ -88,7 +184,10 @@ def to_mnist(image: np.ndarray) -> np.ndarray | None:
         return None
     ys, xs = np.indices(box.shape)
     cy, cx = (ys * box).sum() / total, (xs * box).sum() / total
-    top, left = int(round(14 - cy)), int(round(14 - cx))
+    # By centre of mass, as MNIST, but never past the frame: a tall "7" (its mass high, in the bar) would
+    # otherwise lose the foot of its stem off the bottom edge.
+    top = int(np.clip(round(14 - cy), 0, 28 - box.shape[0]))
+    left = int(np.clip(round(14 - cx), 0, 28 - box.shape[1]))
     out = np.zeros((28, 28))
     # paste `box` at (top, left), clipped to the 28x28 frame
     y0, x0 = max(top, 0), max(left, 0)

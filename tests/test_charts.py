@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mnist_core.charts import (confusion_chart, final_accuracy_chart, metric_chart, probability_chart,
-                               timing_chart)
+from mnist_core.charts import (accuracy_domain, accuracy_format, confusion_chart, final_accuracy_chart, metric_chart,
+                               probability_chart, timing_chart)
 from mnist_core.evaluate import confusion_table, probability_table
 
 
@@ -68,16 +68,61 @@ def test_unknown_metric_is_refused():
         metric_chart(metrics(), "f1")
 
 
-def test_final_accuracy_bars_keep_the_order_and_a_0_to_1_axis():
-    finals = pd.DataFrame({"value": ["10", "1000"], "series": ["10", "1000"], "order": [0, 1], "status": ["ok", "ok"],
-                           "epochs": [15, 15], "test_acc": [0.97, 0.95], "test_loss": [0.1, 0.2], "train_loss": [0.1, 0.2]})
-    spec = final_accuracy_chart(finals, legend_title="batch size").to_dict()
+def finals(accuracies=(0.97, 0.95)) -> pd.DataFrame:
+    n = len(accuracies)
+    return pd.DataFrame({"value": [str(10 ** (i + 1)) for i in range(n)], "series": [str(10 ** (i + 1)) for i in range(n)],
+                         "order": list(range(n)), "status": ["ok"] * n, "epochs": [15] * n, "test_acc": list(accuracies),
+                         "test_loss": [0.1] * n, "train_loss": [0.1] * n})
+
+
+def test_final_accuracy_bars_keep_the_order_on_an_axis_fitted_to_the_accuracies():
+    spec = final_accuracy_chart(finals(), legend_title="batch size").to_dict()
     bars, labels = spec["layer"]
-    assert bars["mark"]["type"] == "bar"
-    assert bars["encoding"]["x"]["sort"] == ["10", "1000"]
+    assert bars["mark"]["type"] == "bar" and bars["mark"]["clip"] is True  # bars start at the axis' lower end
+    assert bars["encoding"]["x"]["sort"] == ["10", "100"]
     y = bars["encoding"]["y"]
-    assert y["field"] == "test_acc" and y["scale"]["domain"] == [0, 1]
+    low, high = y["scale"]["domain"]
+    # 95% and 97% on a 0-100% axis look the same; on this one the difference is most of the height
+    assert y["field"] == "test_acc" and 0.9 < low < 0.95 and 0.97 <= high <= 1.0
+    assert (0.97 - 0.95) / (high - low) > 0.25
     assert labels["encoding"]["text"]["format"] == ".1%"
+    assert "tooltip" in bars["encoding"] and "tooltip" in labels["encoding"]
+
+
+def test_an_accuracy_axis_spans_what_the_runs_reached():
+    assert accuracy_domain([0.95, 0.98]) == [0.93, 0.99]
+    assert accuracy_domain([0.1, 0.98]) == [0.0, 1.0]  # a run that learnt nothing: the whole range
+    assert accuracy_domain([0.999, 1.0])[1] == 1.0  # never past 100%
+    assert accuracy_domain([float("nan")]) == [0.0, 1.0]
+    # a narrow axis gets a decimal, or every tick would read "97%"
+    assert accuracy_format(accuracy_domain([0.971, 0.973])) == ".1~%"
+    assert accuracy_format(accuracy_domain([0.5, 0.9])) == ".0%"
+
+
+def test_the_test_accuracy_lines_are_fitted_to_the_data_with_several_ticks():
+    frame = metrics()  # test accuracy 0.6, 0.7, 0.8
+    line = layers(metric_chart(frame, "test_acc").to_dict())[0]
+    low, high = line["encoding"]["y"]["scale"]["domain"]
+    assert 0.4 < low < 0.6 and 0.8 <= high <= 1.0
+    assert line["encoding"]["y"]["axis"]["tickCount"] >= 4
+
+
+@pytest.mark.parametrize("build", [
+    lambda: metric_chart(metrics(), "train_loss"), lambda: metric_chart(metrics(diverged=True), "test_acc"),
+    lambda: final_accuracy_chart(finals()),
+], ids=["loss", "accuracy-diverged", "final"])
+def test_charts_are_tall_with_the_legend_beside_the_plot_and_a_tooltip_on_every_point(build):
+    spec = build().to_dict()
+    assert spec["height"] >= 260  # the whole chart; the plot area was ~60 px when legends sat underneath
+    drawn = layers(spec)
+    legends = [layer["encoding"]["color"]["legend"] for layer in drawn if "legend" in layer.get("encoding", {}).get("color", {})]
+    assert legends and all(legend["orient"] == "right" for legend in legends)
+    for layer in drawn:
+        mark = layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]
+        if mark in ("line", "bar", "point"):
+            assert layer["encoding"]["tooltip"], mark
+        if mark == "line":
+            assert layer["mark"]["point"]  # the tooltips hang on a point at every epoch
 
 
 def test_timing_bars_show_seconds_per_epoch():
@@ -105,9 +150,22 @@ def test_probability_bars_highlight_the_predicted_digit():
     probs[7] = 0.82
     spec = probability_chart(probability_table(probs)).to_dict()
     assert len(rows(spec)) == 10
-    color = spec["encoding"]["color"]
-    assert color["condition"]["test"] == "(datum.digit === 7)"
-    assert spec["encoding"]["y"]["scale"]["domain"] == [0, 1]
+    bars, labels = spec["layer"]
+    assert bars["encoding"]["color"]["condition"]["test"] == "(datum.digit === 7)"
+    assert bars["encoding"]["y"]["scale"]["domain"] == [0, 1]
+    assert spec["height"] >= 200
+
+
+def test_probability_chart_labels_every_digit_and_writes_each_probability():
+    probs = np.zeros(10)
+    probs[3] = 1.0  # the seed's init: "100% sure"
+    spec = probability_chart(probability_table(probs)).to_dict()
+    bars, labels = spec["layer"]
+    x = bars["encoding"]["x"]
+    assert x["scale"]["domain"] == list(range(10)) and x["axis"]["values"] == list(range(10))
+    assert labels["mark"]["type"] == "text" and labels["encoding"]["text"]["field"] == "label"
+    assert "'<1%'" in labels["transform"][0]["calculate"]  # not a rounded "0%" beside the "100%"
+    assert bars["encoding"]["tooltip"]
 
 
 def test_every_value_keeps_its_colour_even_without_a_line():

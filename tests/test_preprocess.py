@@ -3,6 +3,11 @@
 MNIST test digits are redrawn the way a student's drawing arrives: on a 280x280 canvas, white ink on
 black, bigger or smaller than MNIST's, away from the centre, with thicker strokes. After to_mnist a
 trained MLP must read them within 2 points of its accuracy on the original images.
+
+Photos of digits written on paper (tests/photos.py: uneven light, grey ink, noise, blur, rotation,
+JPEG, 640x480) go through the same to_mnist and must read within 3 points of the same digits'
+originals. Both bounds compare two accuracies of one model on the same digits, and the drawings and
+photos are made from a fixed seed, so the bound is about the preprocessing, not about the machine.
 """
 from __future__ import annotations
 
@@ -15,11 +20,13 @@ from torch.nn import functional as F
 from mnist_core import RunConfig
 from mnist_core.data import denormalize
 from mnist_core.evaluate import load_model, predict
-from mnist_core.preprocess import to_mnist
+from mnist_core.preprocess import load_image_bytes, to_mnist
 from mnist_core.train import train
+from photos import as_photo, blank_photo
 
 CANVAS = 280
 N_DIGITS = 400
+N_PHOTOS = 200
 
 
 def as_canvas_drawing(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -59,3 +66,33 @@ def test_canvas_drawings_read_as_well_as_mnist(mnist, mlp):
     drawn_acc = (predict(mlp, processed).argmax(1) == truth).mean()
     assert original_acc > 0.9
     assert drawn_acc >= original_acc - 0.02, f"drawn {drawn_acc:.3f} vs original {original_acc:.3f}"
+
+
+def test_photos_of_digits_on_paper_read_as_well_as_mnist(mnist, mlp):
+    rng = np.random.default_rng(1)
+    originals = denormalize(mnist.test_x[:N_PHOTOS]).squeeze(1).numpy()
+    truth = mnist.test_y[:N_PHOTOS].numpy()
+    processed = [to_mnist(load_image_bytes(as_photo(d, rng), name="photo.jpg")) for d in originals]
+    assert all(p is not None and p.shape == (28, 28) for p in processed)
+
+    original_acc = (predict(mlp, originals).argmax(1) == truth).mean()
+    photo_acc = (predict(mlp, np.stack(processed)).argmax(1) == truth).mean()
+    assert original_acc > 0.9
+    assert photo_acc >= original_acc - 0.03, f"photos {photo_acc:.3f} vs originals {original_acc:.3f}"
+
+
+def test_a_photo_of_blank_paper_has_no_digit():
+    rng = np.random.default_rng(2)
+    for _ in range(5):  # the light, paper and noise change from photo to photo
+        assert to_mnist(load_image_bytes(blank_photo(rng))) is None
+
+
+def test_a_tall_digit_keeps_all_its_ink_in_the_frame():
+    # A "7": a heavy bar on top of a thin stem. Its centre of mass is high, so centring by mass alone
+    # would push the stem's foot off the bottom of the 28x28 frame.
+    seven = np.zeros((200, 200))
+    seven[20:50, 40:160] = 1.0
+    seven[20:190, 140:150] = 1.0
+    out = to_mnist(seven)
+    rows = np.nonzero(out.max(axis=1) > 0.1)[0]
+    assert rows.max() - rows.min() + 1 >= 19  # the whole 20-pixel box (centring by mass alone kept 18 rows)
