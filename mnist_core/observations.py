@@ -16,6 +16,7 @@ import pandas as pd
 LANGS = ("en", "ko")
 CHANCE = 0.2          # below this a 10-class classifier is guessing: the run collapsed
 UNIFORM_LOSS = math.log(10)  # the loss of predicting 1/10 for every digit: 2.30
+SPREAD = 0.10         # seeds whose final accuracies span more than 10 points: the value is at the mercy of chance
 SAME_TIME_RATIO = 1.5  # "the same time per step" holds if the slowest step is within this factor of the fastest
 OVERFIT_RISE = 0.02    # test loss must rise 2% above its minimum to call it overfitting, not wobble
 LEVELS = (0.99, 0.98, 0.97, 0.95, 0.9, 0.8, 0.5)  # accuracy thresholds for "epochs to reach"
@@ -46,6 +47,8 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "repeats_none": "None of the {count} seeds collapsed: the failure of {name} {value} is not reproduced here.",
         "repeats_chance": "{failed} of {count} seeds collapsed: whether {name} {value} fails is chance (the seed "
                           "of the run), not the learning rate alone.",
+        "repeats_spread": "Across the seeds the final accuracy spans {low} to {high}: at {name} {value} the seed of "
+                          "the run decides the result as much as the {name} does.",
         "seed_agrees": "The seed reports {what} {seed_value}; we measure {ours}: this agrees.",
         "seed_disagrees": "The seed reports {what} {seed_value}; we measure {ours}: the seed's claim does not hold "
                           "here. Likely reason: {reason}",
@@ -108,6 +111,8 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "repeats_none": "시드 {count}개 중 무너진 것이 없다: {name} {value}의 실패는 여기서 재현되지 않는다.",
         "repeats_chance": "시드 {count}개 중 {failed}개가 무너졌다: {name} {value}에서 실패하는지는 학습률만이 아니라 "
                           "시드에 따른 우연이다.",
+        "repeats_spread": "시드에 따라 최종 정확도가 {low}에서 {high}까지 퍼진다: {name} {value}에서는 {name}만큼이나 "
+                          "시드가 결과를 정한다.",
         "seed_agrees": "원 글이 보고한 {what}: {seed_value}, 우리의 측정: {ours}. 일치한다.",
         "seed_disagrees": "원 글이 보고한 {what}: {seed_value}, 우리의 측정: {ours}. 여기서는 원 글의 주장이 성립하지 "
                           "않는다. 그럴듯한 이유: {reason}",
@@ -251,8 +256,11 @@ def repeats(finals: pd.DataFrame, param: str, value: str, lang: str = "en") -> l
                        for s, a in zip(finals["seed"], accs))
     verdict = "repeats_robust" if failed == count else "repeats_none" if failed == 0 else "repeats_chance"
     name = _name(lang, param)
-    return [say(lang, "repeats", name=name, value=value, count=count, accs=listed),
-            say(lang, verdict, name=name, value=value, count=count, failed=failed)]
+    out = [say(lang, "repeats", name=name, value=value, count=count, accs=listed),
+           say(lang, verdict, name=name, value=value, count=count, failed=failed)]
+    if accs.max() - accs.min() > SPREAD:
+        out.append(say(lang, "repeats_spread", name=name, value=value, low=pct(accs.min()), high=pct(accs.max())))
+    return out
 
 
 def seed_number(what: str, seed_value: float, ours: float, tolerance: float, reason: str, lang: str = "en",

@@ -46,8 +46,8 @@ SIZES = {
     # Measured on this project's 2-core CPU (see the report of issue 11): about 3 minutes from an empty cache.
     "quick": StudySize("quick", {
         "mlp-lr": {**_QUICK_MLP, "epochs": 15},
-        "mlp-epochs": {"train_size": 5_000, "test_size": 2_000},  # all of the seed's epoch counts, fewer images
-        "mlp-batch": {**_QUICK_MLP, "epochs": 3},
+        "mlp-epochs": _QUICK_MLP,  # all of the seed's epoch counts (one 100-epoch run), fewer images
+        "mlp-batch": {**_QUICK_MLP, "epochs": 5},
         "mlp-activation": {**_QUICK_MLP, "epochs": 10},
         "cnn-stride": _QUICK_CNN,
         "cnn-filter": _QUICK_CNN,
@@ -265,8 +265,8 @@ def observe(section: Section, lang: str) -> list[str]:
             what = "lr 0.1 accuracy" if lang == "en" else "학습률 0.1의 정확도"
             out += obs.seed_number(what, seed.numbers["lr_0.1_accuracy"], float(row["test_acc"].iloc[0]), 0.05,
                                    "chaotic", lang)
-            what = "lr 0.1 loss" if lang == "en" else "학습률 0.1의 손실"
-            out += obs.seed_number(what, seed.numbers["lr_0.1_loss"], float(row["test_loss"].iloc[0]), 0.05,
+            what = "lr 0.1 training loss" if lang == "en" else "학습률 0.1의 학습 손실"
+            out += obs.seed_number(what, seed.numbers["lr_0.1_loss"], float(row["train_loss"].iloc[0]), 0.05,
                                    "chaotic", lang)
     if name == "mlp-epochs" and len(metrics):
         longest = finals.sort_values("epochs").iloc[-1]["value"]
@@ -274,8 +274,9 @@ def observe(section: Section, lang: str) -> list[str]:
         out += obs.overfitting(curve, section.test_size, lang)
         out += obs.accuracy_gains(curve, [int(v) for v in section.preset.values], lang)
     if name == "mlp-batch":
-        out += obs.step_times(timing, lang)
-        out += obs.seed_step_times(seed.numbers["times_s"], seed.numbers["steps_per_epoch"], lang)
+        steps = obs.step_times(timing, lang)
+        out += steps
+        out += [] if not steps else obs.seed_step_times(seed.numbers["times_s"], seed.numbers["steps_per_epoch"], lang)
         out += obs.batch_speed(timing, seed.numbers["times_s"], lang)
         out += obs.batch_tradeoff(finals, timing, lang)
     if name == "mlp-activation":
