@@ -94,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
         pin.add_argument("--data-dir", help="folder with the preset's dataset files (default: $MNIST_DATA_DIR)")
     check = cache_sub.add_parser("check", help="read every entry; move damaged ones to quarantine/ and list problems")
     check.add_argument("--json", action="store_true")
+    report = sub.add_parser("report", help="rerun the seed's six experiments and write what they show")
+    report.add_argument("--size", choices=("full", "quick"), default="quick",
+                        help="full: the presets as they are; quick: fewer images and epochs (minutes on 2 cores)")
+    report.add_argument("--lang", choices=("en", "ko"), default="en")
+    report.add_argument("--out", help="write the study to FILE.html (self-contained) or FILE.md (PNGs beside it)")
+    report.add_argument("--json", action="store_true", help="print one JSON object per section")
+    report.add_argument("--no-train", action="store_true", help="use cached runs only; say what the rest would cost")
+    report.add_argument("--data-dir", help="folder with the four MNIST files (default: $MNIST_DATA_DIR)")
     return parser
 
 
@@ -383,8 +391,41 @@ def _pin(args: argparse.Namespace, cache: RunCache) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+    from .report import to_html, to_json, write_markdown
+    from .study import SIZES, build_study
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() not in (".html", ".md"):
+        raise UsageError("--out must end in .html or .md")
+    data, cache = _data_and_cache(args, [RunConfig()])
+
+    def bars_for(name: str):
+        print(f"{name}", file=sys.stderr, flush=True)
+
+        def progress(run: int, epoch: int, fraction: float, metrics: dict[str, Any]) -> None:
+            if fraction == 1.0 and sys.stderr.isatty():
+                print(f"  run {run + 1}, epoch {epoch}: test accuracy {metrics['test_acc']:.4f}", file=sys.stderr)
+        return progress
+
+    sections = build_study(SIZES[args.size], data, cache, lang=args.lang, train=not args.no_train, on_section=bars_for)
+    if out is not None and out.suffix.lower() == ".html":
+        out.write_text(to_html(sections, args.lang), encoding="utf-8")
+    elif out is not None:
+        write_markdown(sections, out, args.lang)
+    if args.json:
+        print(json.dumps(to_json(sections), indent=2, ensure_ascii=False))
+    elif out is None:
+        for s in sections:
+            print(f"\n## {s.title}\n{s.scaling}")
+            print("\n".join(f"- {o}" for o in s.observations))
+    if out is not None:
+        print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "shapes": cmd_shapes, "predict": cmd_predict, "explain": cmd_explain,
-            "cache": cmd_cache}
+            "report": cmd_report, "cache": cmd_cache}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

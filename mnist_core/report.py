@@ -1,0 +1,167 @@
+"""The study as a file: self-contained HTML (charts as SVG data URIs), Markdown with PNG charts beside
+it, or JSON. Charts are the comparison pages' Altair builders, rendered offline by vl-convert: the
+files open with no network.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import altair as alt
+import pandas as pd
+
+from .charts import final_accuracy_chart, metric_chart, series_order, timing_chart
+from .seed_claims import SOURCE
+from .study import Section, legend_title, missing_text
+
+CHART_WIDTH = 340
+TEXT = {
+    "en": {"title": "The seed's study, regenerated", "question": "Question", "seed": "The seed post",
+           "where": "lines {a}–{b} of {source}, section “{section}”", "setting": "Its setting",
+           "ours": "Our runs", "observations": "What the runs show", "repeats": "lr 0.1 with other seeds",
+           "nothing": "No run of this section is cached yet.",
+           "intro": "Six experiments of the blog post, rerun with this lab's engine. Each section quotes the post "
+                    "(Korean, with our paraphrase), shows our runs and states what they show, computed from the runs.",
+           "table": "Final results"},
+    "ko": {"title": "원 글의 실험, 다시 돌리기", "question": "질문", "seed": "원 글",
+           "where": "{source} {a}–{b}행, “{section}” 절", "setting": "원 글의 설정",
+           "ours": "우리의 실행", "observations": "실행 결과가 보여주는 것", "repeats": "다른 시드로 학습한 학습률 0.1",
+           "nothing": "이 절의 실행이 아직 캐시에 없다.",
+           "intro": "블로그 글의 여섯 실험을 이 실습의 엔진으로 다시 돌렸다. 각 절은 원 글을 인용하고, 우리의 실행을 "
+                    "보여주며, 실행에서 계산한 관찰을 적는다.",
+           "table": "최종 결과"},
+}
+
+
+# -- charts ----------------------------------------------------------------------------------------
+
+def section_charts(section: Section) -> list[tuple[str, alt.Chart]]:
+    """(name, chart) for a section: the comparison pages' charts, plus the chaotic value's seeds."""
+    metrics, finals, timing = section.metrics(), section.finals(), section.timing()
+    if metrics.empty:
+        return []
+    title = legend_title(section.param)
+    series = series_order(finals)
+    log = section.preset.base.model == "mlp"  # the seed's normal(0, 1) init starts the MLP's loss in the hundreds
+    charts = [("train_loss", metric_chart(metrics, "train_loss", log_scale=log, legend_title=title, series=series)),
+              ("test_loss", metric_chart(metrics, "test_loss", log_scale=log, legend_title=title, series=series)),
+              ("test_acc", metric_chart(metrics, "test_acc", legend_title=title, series=series)),
+              ("final_acc", final_accuracy_chart(finals, legend_title=title))]
+    if section.param == "batch_size" or section.preset.base.model == "cnn":
+        charts.append(("time", timing_chart(timing, legend_title=title)))
+    repeats = section.repeat_metrics()
+    if section.repeats and len(repeats):
+        charts.append(("seeds", metric_chart(repeats, "test_acc", legend_title="seed")
+                       .properties(title="Test accuracy, lr 0.1, one line per seed")))
+    return [(name, chart.properties(width=CHART_WIDTH)) for name, chart in charts]
+
+
+def render(chart: alt.Chart, fmt: str) -> bytes:
+    import vl_convert as vlc
+    spec = chart.to_dict()
+    if fmt == "svg":
+        return vlc.vegalite_to_svg(spec).encode()
+    return vlc.vegalite_to_png(spec, scale=1.5)
+
+
+def results_table(section: Section) -> pd.DataFrame:
+    finals, timing = section.finals(), section.timing()
+    if finals.empty:
+        return finals
+    table = finals.merge(timing[["value", "s_per_epoch", "steps_per_epoch"]], on="value", how="left")
+    table = table[["value", "status", "epochs", "test_acc", "test_loss", "train_loss", "s_per_epoch", "steps_per_epoch"]]
+    return table.rename(columns={"value": legend_title(section.param)})
+
+
+# -- HTML ------------------------------------------------------------------------------------------
+
+def to_html(sections: Sequence[Section], lang: str = "en") -> str:
+    t = TEXT[lang]
+    body = [f"<h1>{_e(t['title'])}</h1>", f"<p>{_e(t['intro'])}</p>"]
+    for s in sections:
+        body.append(f"<section id='{s.preset.name}'><h2>{_e(s.title)}</h2>")
+        body.append(f"<p><b>{_e(t['question'])}:</b> {_e(s.question)}</p>")
+        body.append(f"<p class='scaling'>{_e(s.scaling)}</p>")
+        body.append(f"<h3>{_e(t['seed'])}</h3><p class='where'>{_e(_where(s, lang))}</p>")
+        body.append(f"<p>{_e(t['setting'])}: <code>{_e(json.dumps(s.seed.setting, ensure_ascii=False))}</code></p><ul>")
+        for q in s.seed.quotes:
+            english = "" if lang == "ko" else f" — {_e(q.english)}"
+            body.append(f"<li><q lang='ko'>{_e(q.korean)}</q> (l. {q.line}){english}</li>")
+        body.append(f"</ul><h3>{_e(t['ours'])}</h3>")
+        if s.missing:
+            body.append(f"<p class='missing'>{_e(missing_text(s, lang))}</p>")
+        charts = section_charts(s)
+        if not charts:
+            body.append(f"<p>{_e(t['nothing'])}</p>")
+        body.append("<div class='charts'>")
+        for name, chart in charts:
+            svg = base64.b64encode(render(chart, "svg")).decode()
+            body.append(f"<img class='chart' alt='{_e(name)}' src='data:image/svg+xml;base64,{svg}'>")
+        body.append("</div>")
+        table = results_table(s)
+        if len(table):
+            body.append(f"<h4>{_e(t['table'])}</h4>" + table.to_html(index=False, float_format=lambda x: f"{x:.4g}",
+                                                                      border=0, classes="results"))
+        body.append(f"<h3>{_e(t['observations'])}</h3><ul class='observations'>")
+        body += [f"<li>{_e(o)}</li>" for o in s.observations]
+        body.append("</ul></section>")
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45;padding:0 1em}"
+             ".charts{display:flex;flex-wrap:wrap;gap:12px}.chart{max-width:100%}.scaling{color:#555}"
+             ".missing{background:#fff3cd;padding:.5em}.where{color:#555;font-size:.9em}"
+             "table.results{border-collapse:collapse}table.results td,table.results th{padding:2px 8px;"
+             "border-bottom:1px solid #ddd;text-align:right}section{border-top:2px solid #333;margin-top:2em}")
+    return (f"<!doctype html><html lang='{lang}'><head><meta charset='utf-8'><title>{_e(t['title'])}</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _where(s: Section, lang: str) -> str:
+    a, b = s.seed.lines
+    return TEXT[lang]["where"].format(a=a, b=b, source=SOURCE, section=s.seed.section)
+
+
+# -- Markdown --------------------------------------------------------------------------------------
+
+def write_markdown(sections: Sequence[Section], path: Path, lang: str = "en") -> list[Path]:
+    """Writes `path` and its PNG charts into `<stem>_files/` beside it; returns the PNGs written."""
+    t = TEXT[lang]
+    folder = path.with_name(f"{path.stem}_files")
+    folder.mkdir(parents=True, exist_ok=True)
+    lines, pngs = [f"# {t['title']}", "", t["intro"], ""], []
+    for s in sections:
+        lines += [f"## {s.title}", "", f"**{t['question']}:** {s.question}", "", f"_{s.scaling}_", "",
+                  f"### {t['seed']}", "", _where(s, lang), "",
+                  f"{t['setting']}: `{json.dumps(s.seed.setting, ensure_ascii=False)}`", ""]
+        lines += [f"- „{q.korean}“ (l. {q.line})" + ("" if lang == "ko" else f" — {q.english}") for q in s.seed.quotes]
+        lines += ["", f"### {t['ours']}", ""]
+        if s.missing:
+            lines += [f"> {missing_text(s, lang)}", ""]
+        for name, chart in section_charts(s):
+            png = folder / f"{s.preset.name}-{name}.png"
+            png.write_bytes(render(chart, "png"))
+            pngs.append(png)
+            lines.append(f"![{name}]({folder.name}/{png.name})")
+        table = results_table(s)
+        if len(table):
+            lines += ["", f"#### {t['table']}", "", _markdown_table(table)]
+        lines += ["", f"### {t['observations']}", ""] + [f"- {o}" for o in s.observations] + [""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return pngs
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    def cell(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+    rows = [" | ".join(map(str, frame.columns)), " | ".join("---" for _ in frame.columns)]
+    rows += [" | ".join(cell(v) for v in row) for row in frame.itertuples(index=False)]
+    return "\n".join(f"| {r} |" for r in rows)
+
+
+def to_json(sections: Sequence[Section]) -> list[dict[str, Any]]:
+    return [s.to_json() for s in sections]

@@ -1,0 +1,154 @@
+"""The study end to end at a tiny size (300 training images, 2 epochs, 100 test images): six sections,
+observations from the runs, JSON, a self-contained HTML file that shows its charts in Chromium with the
+network blocked, and Markdown whose PNGs exist. Plus `python -m mnist_core report` as a subprocess."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mnist_core.cache import RunCache
+from mnist_core.report import to_html, to_json, write_markdown
+from mnist_core.study import ORDER, TINY, build_study
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def study_cache(tmp_path_factory):
+    return RunCache(tmp_path_factory.mktemp("study") / "runs")
+
+
+@pytest.fixture(scope="module")
+def trained(mnist, study_cache):
+    return build_study(TINY, mnist, study_cache, train=True)
+
+
+def test_without_training_every_section_says_what_is_missing_and_what_it_costs(mnist, tmp_path):
+    sections = build_study(TINY, mnist, RunCache(tmp_path / "empty"), train=False)
+    assert [s.preset.name for s in sections] == list(ORDER)
+    for s in sections:
+        assert s.missing == [e.label for e in s.items + s.repeats]
+        assert s.estimate is not None and s.estimate.trainings >= 1
+        if s.preset.base.model == "mlp":
+            assert s.observations == []  # nothing to observe without runs
+        else:  # the CNN's shape flow needs no run
+            assert s.observations[0].startswith("Values into the classifier (flatten)")
+    assert sections[0].missing[-1] == "lr=0.1 seed 1"  # the chaotic value's repeat
+
+
+def test_the_tiny_study_trains_and_observes_every_section(trained, study_cache, mnist):
+    assert [s.preset.name for s in trained] == list(ORDER)
+    for s in trained:
+        assert s.missing == [] and s.estimate is None
+        assert s.observations, s.preset.name
+        assert s.scaling.startswith("Scaled (tiny): training images 60,000 → 300")
+    by_name = {s.preset.name: s for s in trained}
+    lr = by_name["mlp-lr"].observations
+    assert any(o.startswith("learning rate 0.1 with 2 seeds ended at test accuracy") for o in lr)
+    assert any(o.startswith("The seed reports lr 0.1 accuracy 0.10; we measure") for o in lr)
+    assert any(o.startswith("Measured time per step") for o in by_name["mlp-batch"].observations)
+    assert any("Values into the classifier (flatten): stride 1: 2,048 (128×4×4); stride 5: 128 (128×1×1)." == o
+               for o in by_name["cnn-stride"].observations)
+    # cached now: building again trains nothing and finds the same runs
+    again = build_study(TINY, mnist, study_cache, train=False)
+    assert [s.to_json()["runs"] for s in again] == [s.to_json()["runs"] for s in trained]
+
+
+def test_korean_observations_use_the_seeds_vocabulary(mnist, study_cache, trained):
+    sections = build_study(TINY, mnist, study_cache, train=False, lang="ko")
+    text = " ".join(o for s in sections for o in s.observations)
+    for word in ("학습률", "배치 크기", "스트라이드", "필터 크기", "정확도", "에폭"):
+        assert word in text
+    assert sections[0].title == "MLP: 학습률" and sections[0].scaling.startswith("축소 설정 (tiny)")
+
+
+def test_json_has_one_object_per_section(trained, study_cache):
+    out = json.loads(json.dumps(to_json(trained)))
+    assert [o["preset"] for o in out] == list(ORDER)
+    for o in out:
+        assert {"experiment", "preset", "size", "values", "runs", "seed", "observations", "missing"} <= set(o)
+        assert o["size"] == "tiny" and o["missing"] == [] and o["observations"]
+        assert all(study_cache.get(key) is not None for key in o["runs"])
+        assert o["seed"]["quotes"] and o["seed"]["lines"][0] < o["seed"]["lines"][1]
+    assert out[2]["values"] == ["10", "100", "300"] and out[2]["seed"]["numbers"]["times_s"]["10"] == 953
+
+
+def test_markdown_references_png_files_that_exist(trained, tmp_path):
+    path = tmp_path / "study.md"
+    pngs = write_markdown(trained, path)
+    text = path.read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(links) == len(pngs) >= 6 * 4
+    for link in links:
+        png = tmp_path / link
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", link
+    assert text.count("\n## ") == 6
+
+
+@pytest.fixture(scope="module")
+def html_file(trained, tmp_path_factory):
+    path = tmp_path_factory.mktemp("html") / "study.html"
+    path.write_text(to_html(trained), encoding="utf-8")
+    return path
+
+
+def test_html_is_self_contained(html_file):
+    text = html_file.read_text()
+    assert text.count("<section") == 6
+    assert "<script" not in text and not re.search(r"(src|href)=['\"]https?:", text)
+    assert text.count("data:image/svg+xml;base64,") >= 6 * 4
+
+
+def test_html_shows_its_charts_in_chromium_with_the_network_blocked(html_file):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+    blocked = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+
+            def only_files(route):
+                if route.request.url.startswith(("file:", "data:")):
+                    route.continue_()
+                else:
+                    blocked.append(route.request.url)
+                    route.abort()
+            page.route("**/*", only_files)
+            page.goto(html_file.as_uri())
+            page.wait_for_load_state("load")
+            sizes = page.eval_on_selector_all(
+                "img.chart", "imgs => imgs.map(i => [i.complete, i.naturalWidth, i.getBoundingClientRect().width, "
+                             "i.getBoundingClientRect().height])")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "study-tiny.png"), full_page=False)
+        finally:
+            browser.close()
+    assert len(sizes) >= 6 * 4
+    assert all(complete and natural > 0 and w > 100 and h > 100 for complete, natural, w, h in sizes), sizes
+    assert blocked == []  # it asked for nothing over the network
+
+
+def test_report_command_without_training_lists_what_is_missing(tmp_path):
+    env = {**os.environ, "MNIST_CACHE_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "mnist_core", "report", "--size", "quick", "--no-train", "--json",
+                           "--lang", "ko"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    sections = json.loads(done.stdout)
+    assert [s["preset"] for s in sections] == list(ORDER)
+    assert sections[0]["missing"] == ["0.1", "0.01", "0.001", "0.0001", "lr=0.1 seed 1", "lr=0.1 seed 2"]
+    assert sections[0]["scaling"].startswith("축소 설정 (quick): 학습 이미지 60,000 → 10,000")
+    assert sections[0]["runs"] == [] and sections[0]["observations"] == []
+    assert sections[4]["observations"][0] == "분류기(flatten)로 들어가는 값의 수: 스트라이드 1: 2,048개 (128×4×4); 스트라이드 5: 128개 (128×1×1)."
+    bad = subprocess.run([sys.executable, "-m", "mnist_core", "report", "--out", "study.pdf", "--no-train"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: --out must end in .html or .md"

@@ -1,0 +1,33 @@
+"""The Study page through Streamlit's AppTest: with nothing cached it renders all six sections, each
+saying what its runs would cost with a button to train them, in English and in Korean, and trains nothing."""
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from mnist_core.cache import RunCache
+
+APP = "../app.py"
+
+
+def test_study_page_with_nothing_cached_shows_costs_and_trains_nothing(tmp_path, monkeypatch):
+    from app_pages import shared
+    empty = RunCache(tmp_path / "runs")
+    monkeypatch.setattr(shared, "run_cache", lambda: empty)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/study.py").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "The seed's study, regenerated"
+    assert [h.value for h in at.header] == ["MLP: learning rate", "MLP: epochs", "MLP: batch size",
+                                            "MLP: activation functions", "CNN: stride", "CNN: filter size"]
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 6 and all(w.startswith("Not trained yet:") for w in warnings)
+    assert "0.1, 0.01, 0.001, 0.0001, lr=0.1 seed 1, lr=0.1 seed 2" in warnings[0]
+    assert len([b for b in at.button if b.key and b.key.startswith("study.train.")]) == 6
+    assert any(c.value.startswith("Scaled (quick): training images 60,000 → 10,000") for c in at.caption)
+    assert empty.list() == []  # opening the page trained nothing
+
+    at.radio(key="study.lang").set_value("ko").run()
+    assert not at.exception
+    assert at.title[0].value == "원 글의 실험, 다시 돌리기"
+    assert at.header[0].value == "MLP: 학습률" and at.warning[0].value.startswith("아직 학습하지 않음")
