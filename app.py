@@ -1,12 +1,14 @@
 """MNIST hyperparameter lab: `streamlit run app.py`.
 
-The entry point: lists the pages and draws the home page (what the app does, the device it trains
-on, where the dataset is, the runs already cached). The pages live in app_pages/ (not pages/: see
-README); the work in mnist_core/.
+The entry point: lists the pages, draws what every page shares in the sidebar (the language, the
+class code where the operator set one), and the home page: what the app does, the device it trains
+on, the dataset, what the server is training now and what waits (the class view), and the runs
+already cached. The pages live in app_pages/ (not pages/: see README); the work in mnist_core/.
 """
 from __future__ import annotations
 
 import os
+from urllib.parse import urlencode
 
 # Before torch loads: on a shared server many sessions and the training compete for few cores, and
 # OpenMP's default spin-waiting threads then slow everyone 10-100x (measured in bench/run.py).
@@ -16,55 +18,113 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
-from app_pages.shared import dataset_or_error, run_cache  # noqa: E402
+from app_pages.shared import (class_code_box, dataset_or_error, duration, job_service, language_switch,  # noqa: E402
+                              owner, run_cache, tr)
 from mnist_core import resolve_device  # noqa: E402
-from mnist_core.compare import run_label  # noqa: E402
+from mnist_core.compare import Comparison, run_label, to_query_params  # noqa: E402
+from mnist_core.data import DATASETS  # noqa: E402
+from mnist_core.i18n import N_  # noqa: E402
+
+STATE_TEXT = {"queued": N_("waiting"), "running": N_("training")}
 
 
 def home() -> None:
-    st.title("MNIST hyperparameter lab")
-    st.markdown(
-        "Train small neural networks on handwritten digits and change **one hyperparameter at a time**, as in the "
-        "blog post this lab grew from: learning rate, epochs, batch size and activations for an MLP; stride and "
-        "filter size for a CNN. Each comparison shows its loss and accuracy curves side by side, how long each run "
-        "took, and which digits it gets wrong. Then draw your own digit and see what the models read.")
-    cols = st.columns(3)
-    cols[0].page_link(MLP_PAGE, label="**MLP**: learning rate, batch size, …", icon=":material/show_chart:")
-    cols[1].page_link(CNN_PAGE, label="**CNN**: stride, filter size", icon=":material/grid_on:")
-    cols[2].page_link(DRAW_PAGE, label="**Draw**: test the models", icon=":material/draw:")
+    _ = tr()
+    st.title(_("MNIST hyperparameter lab"))
+    st.markdown(_(
+        "Train small neural networks on handwritten digits (or clothes) and change **one hyperparameter at a time**, "
+        "as in the blog post this lab grew from: learning rate, epochs, batch size and activations for an MLP; stride "
+        "and filter size for a CNN. Each comparison shows its loss and accuracy curves side by side, how long each run "
+        "took, and which images it gets wrong. Then draw your own digit and see what the models read."))
+    cols = st.columns(4)
+    cols[0].page_link(MLP_PAGE, label=_("**MLP**: learning rate, batch size, …"), icon=":material/show_chart:")
+    cols[1].page_link(CNN_PAGE, label=_("**CNN**: stride, filter size"), icon=":material/grid_on:")
+    cols[2].page_link(DRAW_PAGE, label=_("**Draw**: test the models"), icon=":material/draw:")
+    cols[3].page_link(STUDY_PAGE, label=_("**Study**: the seed's experiments"), icon=":material/menu_book:")
 
-    st.subheader("This machine")
+    st.subheader(_("This machine"))
     device = resolve_device("auto")
-    names = {"cuda": lambda: torch.cuda.get_device_name(0), "mps": lambda: "Apple GPU (mps)",
-             "cpu": lambda: f"CPU, {torch.get_num_threads()} threads"}
-    st.markdown(f"Training runs on **{device}**: {names[device]()} · PyTorch {torch.__version__}")
+    if device == "cuda":
+        name = torch.cuda.get_device_name(0)
+    elif device == "mps":
+        name = _("Apple GPU (mps)")
+    else:
+        name = _("CPU, {n} threads", n=torch.get_num_threads())
+    st.markdown(_("Training runs on **{device}**: {name} · PyTorch {version}", device=device, name=name,
+                  version=torch.__version__))
 
-    st.subheader("Dataset")
+    st.subheader(_("Dataset"))
     data = dataset_or_error()
-    if data is not None:
-        st.success(f"MNIST found in `{data.source}`: {len(data.train_x):,} training and {len(data.test_x):,} test "
-                   f"images, loaded on {data.device.type}.")
+    if data is None:
+        return
+    st.success(_("{title} found in `{folder}`: {train} training and {test} test images, loaded on {device}.",
+                 title=DATASETS[data.name].title, folder=data.source, train=_.number(len(data.train_x)),
+                 test=_.number(len(data.test_x)), device=data.device.type))
 
-    st.subheader("Runs in the cache")
+    class_view()
+    cached_runs()
+
+
+def class_view() -> None:
+    """What the server trains now and what waits, for everyone: no names, only the settings; yours marked."""
+    _ = tr()
+    st.subheader(_("Training now on this server"))
+    jobs = job_service().jobs(active_only=True)
+    if not jobs:
+        st.caption(_("Nothing is training or waiting. A comparison you start trains at once."))
+        return
+    me = owner()
+    st.dataframe(pd.DataFrame([{
+        _("state"): _(STATE_TEXT[j.state]), _("place in line"): j.place,
+        _("model"): j.config.model.upper(), _("dataset"): DATASETS[j.config.dataset].title,
+        _("settings"): j.config.describe(), _("runs"): len(j.keys),
+        _("progress"): j.progress, _("estimate"): duration(j.estimate_seconds),
+        _("started"): pd.Timestamp(j.started, unit="s", tz="UTC").strftime("%H:%M:%S UTC") if j.started else "–",
+        _("yours"): me in j.watchers} for j in jobs]), hide_index=True, width="stretch",
+        column_config={_("progress"): st.column_config.ProgressColumn(_("progress"), format="percent",
+                                                                       min_value=0.0, max_value=1.0),
+                       _("yours"): st.column_config.CheckboxColumn(_("yours"))})
+    st.caption(_("{running} training, {waiting} waiting. The next to start is the oldest request of whoever has "
+                 "trained least recently, so one long comparison does not hold up everyone.",
+                 running=sum(j.state == "running" for j in jobs), waiting=sum(j.state == "queued" for j in jobs)))
+
+
+def comparison_link(config) -> str:
+    """The comparison page showing this run (compared by learning rate, with its one value): add values there."""
+    params = to_query_params(Comparison(config, "lr", (config.lr,)))
+    if tr().lang != "en":
+        params["lang"] = tr().lang
+    return f"./{config.model}?{urlencode(params)}"
+
+
+def cached_runs() -> None:
+    _ = tr()
+    st.subheader(_("Runs in the cache"))
     cache = run_cache()
     runs = cache.list()  # damaged entries are the operator's business: server log and `cache check`, not here
     if not runs:
-        st.info("Nothing trained yet. Open the MLP page and press **Run comparison**; every finished run is kept, so "
-                "asking again (or a classmate asking the same) costs nothing.")
+        st.info(_("Nothing trained yet. Open the MLP page and press **Run comparison**; every finished run is kept, so "
+                  "asking again (or a classmate asking the same) costs nothing."))
         return
-    st.caption(f"{len(runs)} runs, {cache.size_bytes() / 1e6:.1f} MB. Newest first.")
+    st.caption(_("{n} runs, {mb} MB. Newest first. Accuracies are final test accuracies.", n=len(runs),
+                 mb=_.number(cache.size_bytes() / 1e6, 1)))
     st.dataframe(pd.DataFrame([{
-        "run": run_label(r, with_accuracy=False), "model": r.config.model.upper(), "status": r.status, "epochs": len(r.epochs),
-        "test accuracy": r.final.test_acc if r.final else None, "seconds": round(r.total_seconds, 1),
-        "device": r.device, "key": r.key} for r in runs]), hide_index=True, width="stretch",
-        column_config={"test accuracy": st.column_config.ProgressColumn("test accuracy", format="percent",
-                                                                         min_value=0.0, max_value=1.0)})
+        _("run"): run_label(r, with_accuracy=False), _("model"): r.config.model.upper(),
+        _("dataset"): DATASETS[r.config.dataset].title, _("status"): r.status, _("epochs"): len(r.epochs),
+        _("test accuracy"): _.percent(r.final.test_acc) if r.final else "–",
+        _("seconds"): round(r.total_seconds, 1), _("device"): r.device,
+        _("open"): comparison_link(r.config)} for r in runs]), hide_index=True, width="stretch",
+        column_config={_("open"): st.column_config.LinkColumn(_("open"), display_text=_("compare"))})
 
 
 st.set_page_config(page_title="MNIST hyperparameter lab", page_icon="🔢", layout="wide")
-HOME_PAGE = st.Page(home, title="Home", icon=":material/home:", default=True)
-MLP_PAGE = st.Page("app_pages/mlp.py", title="MLP", icon=":material/show_chart:", url_path="mlp")
-CNN_PAGE = st.Page("app_pages/cnn.py", title="CNN", icon=":material/grid_on:", url_path="cnn")
-DRAW_PAGE = st.Page("app_pages/draw.py", title="Draw", icon=":material/draw:", url_path="draw")
-STUDY_PAGE = st.Page("app_pages/study.py", title="Study", icon=":material/menu_book:", url_path="study")
-st.navigation([HOME_PAGE, MLP_PAGE, CNN_PAGE, DRAW_PAGE, STUDY_PAGE]).run()
+_ = tr()
+HOME_PAGE = st.Page(home, title=_("Home"), icon=":material/home:", default=True)
+MLP_PAGE = st.Page("app_pages/mlp.py", title=_("MLP"), icon=":material/show_chart:", url_path="mlp")
+CNN_PAGE = st.Page("app_pages/cnn.py", title=_("CNN"), icon=":material/grid_on:", url_path="cnn")
+DRAW_PAGE = st.Page("app_pages/draw.py", title=_("Draw"), icon=":material/draw:", url_path="draw")
+STUDY_PAGE = st.Page("app_pages/study.py", title=_("Study"), icon=":material/menu_book:", url_path="study")
+page = st.navigation([HOME_PAGE, MLP_PAGE, CNN_PAGE, DRAW_PAGE, STUDY_PAGE])
+language_switch()
+class_code_box()
+page.run()

@@ -1,8 +1,15 @@
 """The comparison screen the MLP and CNN pages share.
 
-Sidebar: the base config and "compare by". Main area, top to bottom: the plan (runs, cached,
-estimated time), the Run button (training shows live progress and a Cancel button), then the
-results of the comparison the sidebar describes, served from the run cache.
+Sidebar: the dataset, the base config and "compare by". Main area, top to bottom: the plan (runs,
+cached, estimated time) with the Run button, the comparison's trainings while they run, then the
+results of the comparison the sidebar describes, read from the run cache.
+
+Run submits the configs to the server's training service and remembers the job ids under the
+comparison. A fragment that reruns every second watches them (progress per job and overall, the loss
+chart growing per epoch, place in line, estimate, Cancel for the owner); when they end it reruns the
+whole page, which then draws the results. Changing a widget, switching pages or closing the tab
+leaves the training alone; the same comparison shown again, or opened from its link by anyone,
+finds its running jobs by their run keys. Session state holds job ids, never weights.
 
 The URL always holds the sidebar's comparison, so the address bar is a link to share; opening a
 link shows whatever of it is cached at once and trains nothing until the visitor presses Run
@@ -10,69 +17,80 @@ link shows whatever of it is cached at once and trains nothing until the visitor
 """
 from __future__ import annotations
 
+import json
 import logging
-import time
 from typing import Any
 
 import numpy as np
 import streamlit as st
 
-from mnist_core import PRESETS, ConfigError, RunConfig, run_sweep
-from mnist_core.charts import final_accuracy_chart, metric_chart, series_order, timing_chart
+from mnist_core import PRESETS, ConfigError, RunConfig
+from mnist_core.charts import confusion_chart, final_accuracy_chart, metric_chart, series_order, timing_chart
 from mnist_core.compare import (DEFAULT_VALUES, PARAM_TITLES, Comparison, Entry, entries, estimate, final_frame,
                                 format_values, from_query_params, make_comparison, metrics_frame, shape_flow_frame,
                                 timing_frame, to_query_params)
-from mnist_core.config import (ACTIVATIONS, CONV_LAYERS, INITS, MAX_EPOCHS, MNIST_TEST_SIZE, MNIST_TRAIN_SIZE, OPTIMIZERS,
-                               PRECISIONS, SWEEPABLE)
+from mnist_core.config import (ACTIVATIONS, CONV_LAYERS, DATASETS, INITS, MAX_EPOCHS, MNIST_TEST_SIZE, MNIST_TRAIN_SIZE,
+                               OPTIMIZERS, PRECISIONS, SWEEPABLE)
+from mnist_core.data import DATASETS as DATASET_INFO
 from mnist_core.evaluate import confusion_table
-from mnist_core.charts import confusion_chart
-from mnist_core.train import EpochMetrics, RunResult, bf16_native, resolve_device
+from mnist_core.i18n import N_, Translator
+from mnist_core.jobs import ACTIVE, Job, RequestRefused
+from mnist_core.notes import FOR_PARAM, note
+from mnist_core.results import EpochMetrics, RunResult
+from mnist_core.train import bf16_native, resolve_device
 from app_pages.inside import inside_this_run
-from app_pages.shared import (OverTheCap, dataset_or_error, keep, percent, restore, run_cache, test_set_report,
-                              training_turn)
+from app_pages.shared import (dataset_or_error, duration, job_line, job_service, keep, may_train, owner, remember,
+                              remembered_jobs, restore, run_cache, test_set_report, tr)
 
 log = logging.getLogger(__name__)
 
 QUICK_LOOK_SIZE = 5_000
 QUICK_LOOK_TEST_SIZE = 2_000  # a quick CNN epoch would otherwise spend most of its time scoring 10,000 test images
-PRESET_BUTTONS = {"mlp-lr": "Learning rate", "mlp-epochs": "Epochs", "mlp-batch": "Batch size",
-                  "mlp-activation": "Activations", "cnn-stride": "Stride", "cnn-filter": "Filter size"}
-PROGRESS_INTERVAL = 0.1   # seconds between progress-bar updates: fast enough to look live, light on the socket
-HEARTBEAT_INTERVAL = 0.25
+PRESET_BUTTONS = {"mlp-lr": N_("Learning rate"), "mlp-epochs": N_("Epochs"), "mlp-batch": N_("Batch size"),
+                  "mlp-activation": N_("Activations"), "cnn-stride": N_("Stride"), "cnn-filter": N_("Filter size")}
+WATCH_SECONDS = 1.0  # how often the watcher asks the service: live enough, and one light rerun of a fragment
 
 # The sidebar's widgets, per config field: (label, kind, options or (min, max, step, format), help).
+# The bounds are the config's own (config._validate), so a widget never holds a value the page refuses.
 FIELDS: dict[str, tuple[str, str, Any, str]] = {
-    "hidden": ("Hidden width", "int", (1, 4096, 32, None), "Units in each of the two hidden layers (the seed: 256)."),
-    "init": ("Weight init", "select", INITS, "normal = the seed's N(0, 1), which starts the loss in the hundreds."),
-    "kernel_size": ("Filter size", "int", (1, 28, 1, None), "Kernel of the first conv layer (or all, see below)."),
-    "stride": ("Stride", "int", (1, 28, 1, None), "Step of the filter; 5 shrinks the image fast."),
-    "padding": ("Padding", "int", (0, 14, 1, None), "Zeros added around the image before the conv."),
-    "conv_layers": ("Conv layers changed", "select", CONV_LAYERS, "Which conv layers take the filter/stride/padding above."),
-    "keep_prob": ("Dropout keep probability", "float", (0.05, 1.0, 0.05, "%.2f"), "1.0 turns dropout off."),
-    "optimizer": ("Optimizer", "select", OPTIMIZERS, ""),
-    "lr": ("Learning rate", "float", (0.0, 10.0, 0.0001, "%g"), "Typical: 0.0001 to 0.01."),
-    "momentum": ("Momentum", "float", (0.0, 0.99, 0.1, "%.2f"), "Used by sgd and rmsprop only."),
-    "epochs": ("Epochs", "int", (1, MAX_EPOCHS, 1, None), "Passes over the training images."),
-    "batch_size": ("Batch size", "int", (1, MNIST_TRAIN_SIZE, 10, None), "Images per step: smaller = more steps."),
-    "train_size": ("Training images", "int", (1, MNIST_TRAIN_SIZE, 1000, None), "Fewer images = faster, less accurate."),
-    "test_size": ("Test images per epoch", "int", (100, MNIST_TEST_SIZE, 1000, None),
-                  "Scored after each epoch; fewer = faster curves. Mistakes and the confusion matrix use all 10,000."),
-    "seed": ("Random seed", "int", (0, 2**31 - 1, 1, None), "Same seed, same run."),
-    "precision": ("Precision", "select", PRECISIONS, "bf16 autocasts matmuls where the device supports it."),
+    "dataset": (N_("Dataset"), "select", DATASETS,
+                N_("MNIST: handwritten digits. Fashion-MNIST: ten kinds of clothing in the same 28x28 layout, harder, "
+                   "so differences between settings show more.")),
+    "hidden": (N_("Hidden width"), "int", (1, 4096, 32, None), N_("Units in each of the two hidden layers (the seed: 256).")),
+    "init": (N_("Weight init"), "select", INITS, N_("normal = the seed's N(0, 1), which starts the loss in the hundreds.")),
+    "kernel_size": (N_("Filter size"), "int", (1, 28, 1, None), N_("Kernel of the first conv layer (or all, see below).")),
+    "stride": (N_("Stride"), "int", (1, 28, 1, None), N_("Step of the filter; 5 shrinks the image fast.")),
+    "padding": (N_("Padding"), "int", (0, 14, 1, None), N_("Zeros added around the image before the conv.")),
+    "conv_layers": (N_("Conv layers changed"), "select", CONV_LAYERS,
+                    N_("Which conv layers take the filter/stride/padding above.")),
+    "keep_prob": (N_("Dropout keep probability"), "float", (0.05, 1.0, 0.05, "%.2f"), N_("1.0 turns dropout off.")),
+    "optimizer": (N_("Optimizer"), "select", OPTIMIZERS, ""),
+    "lr": (N_("Learning rate"), "float", (0.000001, 10.0, 0.0001, "%g"), N_("Typical: 0.0001 to 0.01.")),
+    "momentum": (N_("Momentum"), "float", (0.0, 0.99, 0.1, "%.2f"), N_("Used by sgd and rmsprop only.")),
+    "epochs": (N_("Epochs"), "int", (1, MAX_EPOCHS, 1, None), N_("Passes over the training images.")),
+    "batch_size": (N_("Batch size"), "int", (1, MNIST_TRAIN_SIZE, 10, None),
+                   N_("Images per step: smaller = more steps. At most the number of training images.")),
+    "train_size": (N_("Training images"), "int", (1, MNIST_TRAIN_SIZE, 1000, None),
+                   N_("Fewer images = faster, less accurate.")),
+    "test_size": (N_("Test images per epoch"), "int", (100, MNIST_TEST_SIZE, 1000, None),
+                  N_("Scored after each epoch: all 10,000, or a fixed balanced sample of them; fewer = faster curves. "
+                     "Mistakes and the confusion matrix use all 10,000.")),
+    "seed": (N_("Random seed"), "int", (0, 2**31 - 1, 1, None), N_("Same seed, same run.")),
+    "precision": (N_("Precision"), "select", PRECISIONS, N_("bf16 autocasts matmuls where the device supports it.")),
 }
 MODEL_FIELDS = {
-    "mlp": ("hidden", "init", "optimizer", "lr", "momentum", "epochs", "batch_size", "train_size", "test_size", "seed",
-            "precision"),
-    "cnn": ("kernel_size", "stride", "padding", "conv_layers", "keep_prob", "optimizer", "lr", "momentum", "epochs",
-            "batch_size", "train_size", "test_size", "seed", "precision"),
+    "mlp": ("dataset", "hidden", "init", "optimizer", "lr", "momentum", "epochs", "batch_size", "train_size",
+            "test_size", "seed", "precision"),
+    "cnn": ("dataset", "kernel_size", "stride", "padding", "conv_layers", "keep_prob", "optimizer", "lr", "momentum",
+            "epochs", "batch_size", "train_size", "test_size", "seed", "precision"),
 }
-PAGE_TEXT = {
-    "mlp": ("MLP: compare hyperparameters",
-            "A 784-256-256-10 multilayer perceptron, as in the seed post. Pick one hyperparameter, give the values to "
-            "try, and compare their loss and accuracy epoch by epoch."),
-    "cnn": ("CNN: compare hyperparameters",
-            "The seed's three-block CNN (3x3 convs, 2x2 max-pools, a 625-unit layer with dropout). Change the stride "
-            "or filter size of its first conv layer and see what it does to the shapes, the accuracy and the time."),
+PAGE_TITLES = {"mlp": N_("MLP on {dataset}: compare hyperparameters"),
+               "cnn": N_("CNN on {dataset}: compare hyperparameters")}
+PAGE_INTROS = {
+    "mlp": N_("A 784-256-256-10 multilayer perceptron, as in the seed post. Pick one hyperparameter, give the values "
+              "to try, and compare their loss and accuracy epoch by epoch."),
+    "cnn": N_("The seed's three-block CNN (3x3 convs, 2x2 max-pools, a 625-unit layer with dropout). Change the stride "
+              "or filter size of its first conv layer and see what it does to the shapes, the accuracy and the time."),
 }
 
 
@@ -103,14 +121,13 @@ def init_state(model: str) -> None:
         return
     first_preset = next(p for p in PRESETS.values() if p.base.model == model)
     quick_look = RunConfig(model=model, train_size=QUICK_LOOK_SIZE, test_size=QUICK_LOOK_TEST_SIZE, epochs=3)
-    load_into_sidebar(model, Comparison(quick_look,
-                                        first_preset.param, tuple(first_preset.values)))
+    load_into_sidebar(model, Comparison(quick_look, first_preset.param, tuple(first_preset.values)))
 
 
 def load_preset(model: str, name: str) -> None:
     preset = PRESETS[name]
-    load_into_sidebar(model, Comparison(preset.base, preset.param, tuple(preset.values)))
-    st.session_state[f"{model}.preset"] = name
+    dataset = st.session_state.get(key(model, "dataset"), "mnist")  # a preset keeps the dataset chosen
+    load_into_sidebar(model, Comparison(preset.base.replace(dataset=dataset), preset.param, tuple(preset.values)))
 
 
 def set_train_size(model: str, size: int, test_size: int) -> None:
@@ -123,19 +140,18 @@ def reset_values(model: str) -> None:
     st.session_state[key(model, "values")] = DEFAULT_VALUES[st.session_state[key(model, "param")]]
 
 
-def apply_link(model: str) -> str | None:
+def apply_link(model: str) -> ConfigError | None:
     """Loads a shared link's comparison into the sidebar, once per link. Returns an error to show."""
-    params = st.query_params.to_dict()
-    if not params or params == st.session_state.get(f"{model}.link"):
+    params = {k: v for k, v in st.query_params.to_dict().items() if k != "lang"}
+    if "compare" not in params or params == st.session_state.get(f"{model}.link"):
         return None
     st.session_state[f"{model}.link"] = params
-    if params.get("model", model).strip().lower() != model and "compare" in params:
+    if params.get("model", model).strip().lower() != model:
         return None  # the other comparison page's link, carried over by a page switch: not for this page
     try:
         load_into_sidebar(model, from_query_params(params, model=model))
     except ConfigError as e:
-        return f"This link does not describe a comparison this page can show: {e}"
-    st.session_state.pop(f"{model}.preset", None)
+        return e
     return None
 
 
@@ -148,263 +164,303 @@ def read_sidebar(model: str) -> Comparison:
     if "bf16" in (base.precision, *(comparison.values if comparison.param == "precision" else ())):
         native, reason = bf16_native(resolve_device("auto"))
         if not native:  # emulated bf16 is slower than the seed's fp32 loop
-            raise ConfigError(f"bf16 precision is off on this machine: {reason}. Use fp32.")
+            raise ConfigError(N_("bf16 precision is off on this machine: {reason}. Use fp32."), reason=reason)
     return comparison
+
+
+def current_preset(comparison: Comparison) -> str | None:
+    """The seed experiment the sidebar shows, while it still shows exactly that (any dataset)."""
+    for name, preset in PRESETS.items():
+        ours = Comparison(preset.base.replace(dataset=comparison.base.dataset), preset.param, tuple(preset.values))
+        if ours == comparison:
+            return name
+    return None
 
 
 # -- sidebar ---------------------------------------------------------------------------------------
 
-def sidebar(model: str) -> None:
+def sidebar(model: str, _: Translator) -> None:
     with st.sidebar:
-        st.subheader("Seed experiments")
+        st.subheader(_("Seed experiments"))
         presets = [p for p in PRESETS.values() if p.base.model == model]
         columns = st.columns(2)
         for i, preset in enumerate(presets):
-            columns[i % 2].button(PRESET_BUTTONS.get(preset.name, preset.title), key=f"{model}.preset.{preset.name}",
+            columns[i % 2].button(_(PRESET_BUTTONS.get(preset.name, preset.title)), key=f"{model}.preset.{preset.name}",
                                   on_click=load_preset, args=(model, preset.name), width="stretch",
-                                  help=preset.description)
+                                  help=_(preset.description))
 
-        st.subheader("Compare by")
-        st.selectbox("Hyperparameter", SWEEPABLE[model], key=key(model, "param"),
-                     format_func=lambda p: PARAM_TITLES.get(p, p), on_change=reset_values, args=(model,))
+        st.subheader(_("Compare by"))
+        st.selectbox(_("Hyperparameter"), SWEEPABLE[model], key=key(model, "param"),
+                     format_func=lambda p: _(PARAM_TITLES.get(p, p)), on_change=reset_values, args=(model,))
         param = st.session_state[key(model, "param")]
-        example = "e.g. relu,relu; sigmoid,relu" if param == "activations" else f"e.g. {DEFAULT_VALUES[param]}"
-        st.text_input("Values to try", key=key(model, "values"),
-                      help=f"Separate values with commas ({example}). Activation pairs: separate pairs with ';'.")
+        example = "relu,relu; sigmoid,relu" if param == "activations" else DEFAULT_VALUES[param]
+        st.text_input(_("Values to try"), key=key(model, "values"),
+                      help=_("Separate values with commas (e.g. {example}). Activation pairs: separate pairs with ';'.",
+                             example=example))
 
-        st.subheader("Base settings")
-        st.caption(f"Every run uses these; the compared {PARAM_TITLES.get(param, param)} overrides its own.")
+        st.subheader(_("Base settings"))
+        st.caption(_("Every run uses these; the compared {setting} overrides its own.",
+                     setting=_(PARAM_TITLES.get(param, param))))
         quick, full = st.columns(2)
-        quick.button(f"Quick: {QUICK_LOOK_SIZE // 1000}k", key=f"{model}.quick", on_click=set_train_size,
+        quick.button(_("Quick: {n}k", n=QUICK_LOOK_SIZE // 1000), key=f"{model}.quick", on_click=set_train_size,
                      args=(model, QUICK_LOOK_SIZE, QUICK_LOOK_TEST_SIZE), width="stretch",
-                     help=f"Quick look: train on {QUICK_LOOK_SIZE:,} images and score {QUICK_LOOK_TEST_SIZE:,} test "
-                          "images per epoch, for results in seconds, a few points less accurate.")
-        full.button(f"Full: {MNIST_TRAIN_SIZE // 1000}k", key=f"{model}.full", on_click=set_train_size,
+                     help=_("Quick look: train on {train} images and score {test} test images per epoch, for results "
+                            "in seconds, a few points less accurate.", train=_.number(QUICK_LOOK_SIZE),
+                            test=_.number(QUICK_LOOK_TEST_SIZE)))
+        full.button(_("Full: {n}k", n=MNIST_TRAIN_SIZE // 1000), key=f"{model}.full", on_click=set_train_size,
                     args=(model, MNIST_TRAIN_SIZE, MNIST_TEST_SIZE), width="stretch")
         if model == "mlp":
             first, second = st.columns(2)
-            first.selectbox("Activation 1", ACTIVATIONS, key=key(model, "act1"), help="After hidden layer 1.")
-            second.selectbox("Activation 2", ACTIVATIONS, key=key(model, "act2"), help="After hidden layer 2.")
+            first.selectbox(_("Activation 1"), ACTIVATIONS, key=key(model, "act1"), help=_("After hidden layer 1."))
+            second.selectbox(_("Activation 2"), ACTIVATIONS, key=key(model, "act2"), help=_("After hidden layer 2."))
         bf16, bf16_reason = bf16_native(resolve_device("auto"))
+        # The batch can be at most the training set: the widget's bound follows it, so it never holds a refused value.
+        train_size = st.session_state[key(model, "train_size")]
+        st.session_state[key(model, "batch_size")] = min(st.session_state[key(model, "batch_size")], train_size)
         for field in MODEL_FIELDS[model]:
             label, kind, spec, help_text = FIELDS[field]
             if kind == "select":
                 off = field == "precision" and not bf16  # the option says why it is off
-                st.selectbox(label, spec, key=key(model, field), disabled=off,
-                             help=f"bf16 is off: {bf16_reason}." if off else help_text or None)
+                st.selectbox(_(label), spec, key=key(model, field), disabled=off,
+                             format_func=(lambda d: DATASET_INFO[d].title) if field == "dataset" else str,
+                             help=_("bf16 is off: {reason}.", reason=bf16_reason) if off else
+                             (_(help_text) if help_text else None))
             else:
                 low, high, step, fmt = spec
+                if field == "batch_size":
+                    high = train_size
                 cast = int if kind == "int" else float
-                st.number_input(label, min_value=cast(low), max_value=cast(high), step=cast(step), format=fmt,
-                                key=key(model, field), help=help_text or None)
+                st.number_input(_(label), min_value=cast(low), max_value=cast(high), step=cast(step), format=fmt,
+                                key=key(model, field), help=_(help_text) if help_text else None)
 
 
 # -- the page --------------------------------------------------------------------------------------
 
 def comparison_page(model: str) -> None:
+    _ = tr()
     init_state(model)
     link_error = apply_link(model)
-    sidebar(model)
+    sidebar(model, _)
     for k in widget_keys(model):
         keep(k, st.session_state[k])
 
-    title, intro = PAGE_TEXT[model]
-    st.title(title)
-    st.caption(intro)
+    dataset = st.session_state[key(model, "dataset")]
+    st.title(_(PAGE_TITLES[model], dataset=DATASET_INFO[dataset].title))
+    st.caption(_(PAGE_INTROS[model]))
     if link_error:
-        st.error(link_error)
-    if notice := st.session_state.pop(f"{model}.notice", None):
-        st.warning(notice)
-    if done := st.session_state.pop(f"{model}.done", None):
-        st.success(done)
-    if (preset := st.session_state.get(f"{model}.preset")) is not None:
-        st.info(f"**{PRESETS[preset].title}.** {PRESETS[preset].description}")
+        st.error(_("This link does not describe a comparison this page can show: {error}", error=_.error(link_error)))
 
-    data = dataset_or_error()
+    data = dataset_or_error(dataset)
     if data is None:
         return
     try:
         comparison = read_sidebar(model)
     except ConfigError as e:
-        st.error(f"**Check the settings in the sidebar.** {e}")
+        st.error(_("**Check the settings in the sidebar.** {error}", error=_.error(e)))
         return
     params = to_query_params(comparison)
+    st.session_state[f"{model}.link"] = dict(params)
+    if _.lang != "en":
+        params["lang"] = _.lang
     if st.query_params.to_dict() != params:
         st.query_params.from_dict(params)
-    st.session_state[f"{model}.link"] = params
 
     items = entries(comparison)
-    param_title = PARAM_TITLES.get(comparison.param, comparison.param)
+    param_title = _(PARAM_TITLES.get(comparison.param, comparison.param))
     for entry in items:
         if entry.error:
-            st.error(f"**{param_title} = {entry.label}** cannot run: {entry.error}")
+            st.error(_("**{setting} = {value}** cannot run: {error}", setting=param_title, value=entry.label,
+                       error=_.error(entry.cause) if entry.cause else entry.error))
     valid = [e for e in items if e.config is not None]
     cache = run_cache()
+    results = lookup(items, data, cache)
+    preset = current_preset(comparison)
+    if preset is not None:
+        preset_banner(preset, items, results, _)
 
-    plan_section(model, items, data, cache)
-    if model == "cnn" and valid:
-        with st.expander("Shape flow: the image's shape after each layer", expanded=True):
-            st.dataframe(shape_flow_frame(items), hide_index=True, width="stretch")
-
-    run_column, cancel_column, _ = st.columns([2, 1, 5])
-    clicked = run_column.button("Run comparison", type="primary", key=f"{model}.run", disabled=not valid,
-                                width="stretch")
-    if clicked:
-        train_section(model, comparison, valid, data, cache, cancel_column.empty())
-
-    results_section(model, comparison, items, data, cache)
+    scope = json.dumps(to_query_params(comparison), sort_keys=True)  # one comparison, whatever page shows it
+    keys = [cache.key_for(e.config, data) for e in valid]
+    jobs = remembered_jobs(scope, keys)
+    plan_section(model, comparison, items, valid, data, cache, jobs, scope, _)
+    ended_messages(jobs, _)
+    if any(job.state in ACTIVE for job in jobs):
+        watcher(scope, keys, {k: e.label for e, k in zip(valid, keys)}, model, param_title)
+    results_section(model, comparison, items, results, jobs, data, _)
 
 
-def plan_section(model: str, items: list[Entry], data, cache) -> None:
+def lookup(items: list[Entry], data, cache) -> list[RunResult | None]:
+    """Each value's run, from the cache (recording the use: these runs are being shown)."""
+    return [cache.get(cache.key_for(e.config, data), touch=True) if e.config is not None else None for e in items]
+
+
+def preset_banner(name: str, items: list[Entry], results: list[RunResult | None], _: Translator) -> None:
+    """The seed experiment the sidebar equals: the seed's words as the seed's, and ours beside them."""
+    preset = PRESETS[name]
+    text = _("**{title}.** From the seed post: {description}", title=_(preset.title), description=_(preset.description))
+    ours = [_("{value}: {accuracy}", value=e.label, accuracy=_.percent(r.final.test_acc))
+            for e, r in zip(items, results) if r is not None and r.final is not None]
+    if ours:
+        text += "\n\n" + _("Ours, with these settings (final test accuracy): {runs}.", runs=" · ".join(ours))
+    st.info(text)
+
+
+def plan_section(model: str, comparison: Comparison, items: list[Entry], valid: list[Entry], data, cache,
+                 jobs: list[Job], scope: str, _: Translator) -> None:
     plan = estimate(items, data, cache)
-    runs, cached, time_left = st.columns(3)
-    runs.metric("Runs", plan.runs)
-    cached.metric("Already cached", f"{plan.cached} of {plan.runs}")
+    run_column, runs, cached, time_left = st.columns([2, 1, 1, 1])
+    runs.metric(_("Runs"), plan.runs)
+    cached.metric(_("Already cached"), _("{n} of {total}", n=plan.cached, total=plan.runs))
     if plan.trainings == 0:
-        time_left.metric("Estimated time", "instant")
+        time_left.metric(_("Estimated time"), _("instant"))
     elif plan.seconds is None:
-        time_left.metric("Estimated time", "unknown")
+        time_left.metric(_("Estimated time"), _("unknown"))
     else:
-        time_left.metric("Estimated time", f"≈ {format_seconds(plan.seconds)}")
-    st.caption(f"Estimate: {plan.basis}." + (" An epochs comparison trains only its longest run; the shorter ones "
-                                             "are its first epochs." if plan.trainings < plan.runs - plan.cached else ""))
+        time_left.metric(_("Estimated time"), _("≈ {duration}", duration=duration(plan.seconds)))
+    training = any(job.state in ACTIVE for job in jobs)
+    allowed = may_train()
+    clicked = run_column.button(
+        _("Training…") if training else _("Run comparison"), type="primary", key=f"{model}.run",
+        disabled=not valid or training or not allowed, width="stretch",
+        help=None if allowed else _("Enter the class code in the sidebar to train."))
+    if plan.trainings == 0:
+        basis = _("Everything is cached.")
+    elif plan.seconds is None:
+        basis = _("No finished {model} run on this {device} to measure its speed from yet; the first run measures it.",
+                  model=model.upper(), device=data.device.type)
+    else:
+        basis = _("Estimated from the measured speed of a finished {model} run on this {device}.",
+                  model=model.upper(), device=data.device.type)
+    if plan.trainings and plan.trainings < plan.runs - plan.cached:
+        basis += " " + _("An epochs comparison trains only its longest run; the shorter ones are its first epochs.")
+    st.caption(basis + " " + _("Training goes on while you change settings or visit other pages."))
+    for topic in FOR_PARAM.get(comparison.param, ()):
+        concept_note(topic, _, None)
+    if model == "cnn" and valid:
+        with st.expander(_("Shape flow: the image's shape after each layer")):
+            st.dataframe(shape_flow_frame(items).rename(columns={"layer": _("layer")}), hide_index=True,
+                         width="stretch")
+            title, body = note("conv_size", _.lang)
+            st.markdown(f"**{title}.** {body}")
+    if clicked:
+        submit(scope, [e.config for e in valid], _)
 
 
-def format_seconds(seconds: float) -> str:
-    if seconds < 60:
-        return f"{max(seconds, 1):.0f} s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
-
-
-def mark_cancelled(model: str) -> None:
-    st.session_state[f"{model}.notice"] = ("Cancelled. Runs that had finished are kept in the cache; the run in "
-                                           "progress was discarded.")
-
-
-def train_section(model: str, comparison: Comparison, valid: list[Entry], data, cache, cancel_slot) -> None:
-    """Trains what is not cached, with a bar per run, one overall, and the loss chart growing per epoch.
-
-    It runs in the script thread: a Cancel click or a closed tab makes Streamlit raise its stop
-    exception inside a progress callback, which unwinds the training; the cache stores only finished runs.
-    """
-    configs = [e.config for e in valid]
-    param_title = PARAM_TITLES.get(comparison.param, comparison.param)
-    cancel_slot.button("Cancel", key=f"{model}.cancel", on_click=mark_cancelled, args=(model,),
-                       width="stretch")
-    area = st.empty()
-    with area.container(border=True):
-        overall = st.progress(0.0, text="Starting…")
-        bars = [st.progress(0.0, text=f"{param_title} = {e.label}: waiting") for e in valid]
-        live_chart = st.empty()
-        heartbeat = st.empty()
-
-    fractions = [0.0] * len(valid)
-    finished: dict[int, RunResult] = {}
-    epochs_so_far: dict[int, list[EpochMetrics]] = {i: [] for i in range(len(valid))}
-    last_update = [0.0, time.monotonic()]  # progress bars, heartbeat
-    started = time.monotonic()
-
-    def draw_live() -> None:
-        partial = [finished.get(i) or RunResult(config=c, status="ok", epochs=epochs_so_far[i], total_seconds=0,
-                                                steps_per_epoch=0, device=data.device.type)
-                   for i, c in enumerate(configs)]
-        frame = metrics_frame(valid, partial)
-        if len(frame):
-            log_scale = restore(f"{model}.view.log", model == "mlp")
-            live_chart.altair_chart(metric_chart(frame, "train_loss", log_scale=log_scale, legend_title=param_title),
-                                    width="stretch")
-
-    def update_overall() -> None:
-        done = sum(fractions) / len(fractions)
-        overall.progress(min(done, 1.0), text=f"Overall: {done:.0%} · {time.monotonic() - started:.0f} s")
-
-    def on_result(i: int, result: RunResult) -> None:
-        finished[i], fractions[i] = result, 1.0
-        final = result.final
-        state = ("cached" if result.cached else "done") if result.status == "ok" else \
-            f"diverged at epoch {result.diverged_epoch}"
-        bars[i].progress(1.0, text=f"{param_title} = {valid[i].label}: {state} · test accuracy "
-                                   f"{percent(final.test_acc if final else None)}")
-        update_overall()
-        draw_live()
-
-    def progress(i: int, epoch: int, fraction: float, metrics: dict[str, Any]) -> None:
-        fractions[i] = (epoch - 1 + fraction) / configs[i].epochs
-        now = time.monotonic()
-        if fraction < 1.0 and now - last_update[0] < PROGRESS_INTERVAL:
-            return
-        last_update[0] = now
-        bars[i].progress(min(fractions[i], 1.0), text=f"{param_title} = {valid[i].label}: epoch {epoch}/"
-                                                      f"{configs[i].epochs} · train loss {metrics['train_loss']:.4g}")
-        update_overall()
-        if fraction == 1.0:
-            epochs_so_far[i].append(EpochMetrics(**metrics))
-            draw_live()
-
-    def should_stop() -> bool:
-        # Streamlit stops a script only when it touches st; while the engine waits for another session's
-        # training of the same run, this gives it that chance a few times a second.
-        now = time.monotonic()
-        if now - last_update[1] > HEARTBEAT_INTERVAL:
-            last_update[1] = now
-            heartbeat.empty()
-        return False
-
+def submit(scope: str, configs: list[RunConfig], _: Translator) -> None:
     try:
-        with training_turn(configs, data, cache, lambda text: overall.progress(0.0, text=text)):
-            results = run_sweep(configs, data, cache, progress=progress, should_stop=should_stop,
-                                on_result=on_result)
-    except OverTheCap as e:
-        area.empty()
-        cancel_slot.empty()
-        st.error(str(e))
+        jobs = job_service().submit(configs, owner())
+    except RequestRefused as e:
+        st.error(_.error(e))
         return
-    except Exception as e:  # a failure the student cannot fix by typing: say so plainly, keep the app alive
-        log.exception("training failed")
-        area.empty()
-        cancel_slot.empty()
-        st.error(f"Training stopped with an error: {e}")
-        return
-    area.empty()
-    cancel_slot.empty()
-    st.session_state[f"{model}.fresh"] = {id_of(r.config): r for r in results if r is not None}
-    trained = sum(1 for r in results if r is not None and not r.cached)
-    st.session_state[f"{model}.done"] = (f"Done: {trained} run(s) trained in "
-                                         f"{format_seconds(time.monotonic() - started)}, "
-                                         f"{len(results) - trained} served from the cache.")
-    st.rerun()  # draw the page again from the top: the plan above now counts the new runs as cached
+    remember(scope, jobs)
+    st.rerun()  # from the top: the watcher shows the new jobs, the Run button says it is training
 
 
-def id_of(config: RunConfig) -> str:
-    return repr(config)
+def concept_note(topic: str, _: Translator, finals) -> None:
+    title, body = note(topic, _.lang, finals)
+    with st.expander(_("Concept: {title}", title=title)):
+        st.markdown(body)
 
 
-def lookup(items: list[Entry], data, cache, fresh: dict[str, RunResult]) -> list[RunResult | None]:
-    """Each value's run: this session's last training first (it knows what was trained just now rather
-    than served from the cache, and keeps a shorter run whose longer twin diverged early, which is not
-    stored), else the disk cache."""
-    out = []
-    for entry in items:
-        if entry.config is None:
-            out.append(None)
-            continue
-        out.append(fresh.get(id_of(entry.config)) or cache.get(cache.key_for(entry.config, data), touch=True))
-    return out
+def ended_messages(jobs: list[Job], _: Translator) -> None:
+    """What became of this session's trainings of this comparison (until the next Run)."""
+    failed = [j for j in jobs if j.state == "failed"]
+    for job in failed:
+        st.error(_("A training of this comparison failed: {message}", message=job.message or _("no reason given")))
+    if any(j.state == "cancelled" for j in jobs):
+        st.warning(_("Cancelled. Runs that had finished are kept in the cache; nothing of a cancelled training is "
+                     "kept."))
+    done = [j for j in jobs if j.state == "done"]
+    if done and not any(j.state in ACTIVE for j in jobs) and not failed:
+        started = min(j.started or j.submitted for j in done)
+        finished = max(j.finished or started for j in done)
+        runs = sum(len(j.keys) for j in done)
+        st.success(_("Done: {runs} run(s) trained in {duration}.", runs=runs, duration=duration(finished - started)))
 
 
-def results_section(model: str, comparison: Comparison, items: list[Entry], data, cache) -> None:
-    results = lookup(items, data, cache, st.session_state.get(f"{model}.fresh", {}))
-    param_title = PARAM_TITLES.get(comparison.param, comparison.param)
+@st.fragment(run_every=WATCH_SECONDS)
+def watcher(scope: str, keys: list[str], names: dict[str, str], model: str, param_title: str) -> None:
+    """The comparison's trainings, redrawn every second without rerunning the page; when they end, the
+    page reruns and draws the results."""
+    _ = tr()
+    jobs = remembered_jobs(scope, keys)
+    if not any(job.state in ACTIVE for job in jobs):
+        st.rerun()
+    service, me = job_service(), owner()
+    with st.container(border=True):
+        weights = [job.config.epochs for job in jobs]
+        overall = sum(job.progress * w for job, w in zip(jobs, weights)) / max(sum(weights), 1)
+        st.progress(overall, text=_("Overall: {done} · {n} training(s) for this comparison",
+                                    done=_.percent(overall, 0), n=len(jobs)))
+        for job in jobs:
+            values = ", ".join(names[k] for k in job.keys if k in names)
+            what = _("{setting} = {values}", setting=param_title, values=values) if values else job.config.describe()
+            bar, cancel = st.columns([6, 1])
+            bar.progress(job.progress, text=job_line(job, what))
+            if job.owner == me and job.state in ACTIVE:
+                if cancel.button(_("Cancel"), key=f"cancel.{job.id}", width="stretch"):
+                    service.cancel(job.id, me)
+                    st.rerun()
+            elif job.state in ACTIVE:
+                cancel.caption(_("started by someone else"))
+        frame = live_frame(jobs, names)
+        if len(frame):
+            st.altair_chart(metric_chart(frame, "train_loss", log_scale=restore(f"{model}.view.log", model == "mlp"),
+                                         legend_title=param_title, text=_), width="stretch")
+
+
+def live_frame(jobs: list[Job], names: dict[str, str]):
+    """The finished epochs of the running jobs, as a comparison's metrics table (a job's shorter-epoch runs
+    are its first epochs)."""
+    items, partial = [], []
+    for job in jobs:
+        for config, run_key in zip(job.configs, job.keys):
+            if run_key not in names:
+                continue
+            epochs = [EpochMetrics(**{f: m[f] for f in EpochMetrics.__dataclass_fields__})
+                      for m in job.epochs[:config.epochs]]
+            items.append(Entry(names[run_key], None, config))
+            partial.append(RunResult(config=config, status="ok", epochs=epochs, total_seconds=0, steps_per_epoch=0,
+                                     device=job.device))
+    return metrics_frame(items, partial)
+
+
+def measured(config: RunConfig, _: Translator) -> str:
+    """What a run's test accuracy was measured on (config.measured_on), in the student's language."""
+    if config.test_size >= MNIST_TEST_SIZE:
+        return _("all {n} test images", n=_.number(MNIST_TEST_SIZE))
+    return _("a fixed balanced sample of {n} test images", n=_.number(config.test_size))
+
+
+def machine_text(run: RunResult, _: Translator) -> str:
+    m = run.machine
+    if not m:
+        return _("not recorded ({device})", device=run.device)
+    parts = [m.get("device_name") or run.device]
+    if m.get("cpu_capability") and not m.get("gpu"):
+        parts.append(m["cpu_capability"])
+    parts.append(f"torch {m.get('torch', '?')}")
+    worker = m.get("worker")
+    parts.append(_("this server") if worker in (None, "local") else _("worker {address}", address=worker))
+    return " · ".join(parts)
+
+
+def results_section(model: str, comparison: Comparison, items: list[Entry], results: list[RunResult | None],
+                    jobs: list[Job], data, _: Translator) -> None:
+    param_title = _(PARAM_TITLES.get(comparison.param, comparison.param))
+    trained_now = {k for job in jobs if job.state == "done" and job.trained for k in job.keys}
+    for run in results:
+        if run is not None and run.key in trained_now:
+            run.cached = False  # this session watched it train
     missing = [e.label for e, r in zip(items, results) if e.config is not None and r is None]
     if all(r is None for r in results):
-        if missing:
-            st.info("No results for these settings yet. Press **Run comparison** to train them.")
+        if missing and not any(job.state in ACTIVE for job in jobs):
+            st.info(_("No results for these settings yet: they are not in the cache. Press **Run comparison** to "
+                      "train them."))
         return
-    st.header("Results")
+    st.header(_("Results"))
     if missing:
-        st.warning(f"Not trained yet: {param_title} = {', '.join(missing)}. Press **Run comparison** to train "
-                   "the rest; the charts show what is cached.")
+        st.warning(_("Not in the cache yet: {setting} = {values}. The charts show what is cached.",
+                     setting=param_title, values=", ".join(missing)))
 
     metrics = metrics_frame(items, results)
     finals = final_frame(items, results)
@@ -413,69 +469,96 @@ def results_section(model: str, comparison: Comparison, items: list[Entry], data
     for row in finals.itertuples():
         if row.status == "diverged":
             run = results[row.order]
-            drawn = (f"so it is drawn up to epoch {run.diverged_epoch - 1} only" if run.diverged_epoch > 1 else
-                     "before its first epoch ended, so it has no curve")
-            st.warning(f"**{param_title} = {row.value}** diverged at epoch {run.diverged_epoch}: its loss became "
-                       f"infinite or NaN, {drawn}. A smaller learning rate (or another init) usually fixes that.")
+            if run.diverged_epoch > 1:
+                drawn = _("**{setting} = {value}** diverged at epoch {epoch}: its loss became infinite or NaN, so it is "
+                          "drawn up to epoch {last} only. A smaller learning rate (or another init) usually fixes that.",
+                          setting=param_title, value=row.value, epoch=run.diverged_epoch, last=run.diverged_epoch - 1)
+            else:
+                drawn = _("**{setting} = {value}** diverged in its first epoch: its loss became infinite or NaN before "
+                          "the epoch ended, so it has no curve. A smaller learning rate (or another init) usually "
+                          "fixes that.", setting=param_title, value=row.value)
+            st.warning(drawn)
 
     restore(f"{model}.view.log", model == "mlp")
     log_scale = keep(f"{model}.view.log", st.toggle(
-        "Log scale for the loss charts", key=f"{model}.view.log",
-        help="The seed's N(0, 1) init starts the loss in the hundreds; a log scale shows both that and the small "
-             "losses later."))
+        _("Log scale for the loss charts"), key=f"{model}.view.log",
+        help=_("The seed's N(0, 1) init starts the loss in the hundreds; a log scale shows both that and the small "
+               "losses later.")))
     if len(metrics):
         left, right = st.columns(2)
         left.altair_chart(metric_chart(metrics, "train_loss", log_scale=log_scale, legend_title=param_title,
-                                       series=series), width="stretch")
+                                       series=series, text=_), width="stretch")
         right.altair_chart(metric_chart(metrics, "test_loss", log_scale=log_scale, legend_title=param_title,
-                                        series=series), width="stretch")
+                                        series=series, text=_), width="stretch")
     left, right = st.columns(2)
     if len(metrics):
-        left.altair_chart(metric_chart(metrics, "test_acc", legend_title=param_title, series=series),
+        left.altair_chart(metric_chart(metrics, "test_acc", legend_title=param_title, series=series, text=_),
                           width="stretch")
-    right.altair_chart(final_accuracy_chart(finals, legend_title=param_title), width="stretch")
+    right.altair_chart(final_accuracy_chart(finals, legend_title=param_title, text=_), width="stretch")
+    st.caption(_("Test accuracy is measured on {what} of {dataset} after each epoch.",
+                 what=measured(comparison.base, _), dataset=DATASET_INFO[comparison.base.dataset].title))
+    left, right = st.columns(2)
+    with left:
+        concept_note("softmax", _, finals)
+    with right:
+        concept_note("init", _, finals)
 
-    st.subheader("Time")
+    st.subheader(_("Time"))
+    by_key = {r.key: r for r in results if r is not None}
+    timing = timing.assign(machine=[machine_text(by_key[k], _) if k in by_key else "" for k in timing["key"]])
     left, right = st.columns([3, 2])
     left.dataframe(timing.drop(columns=["status", "key"]), hide_index=True, width="stretch", column_config={
-        "value": param_title, "total_s": st.column_config.NumberColumn("total (s)", format="%.1f"),
-        "s_per_epoch": st.column_config.NumberColumn("s / epoch", format="%.2f"),
-        "steps_per_epoch": "steps / epoch", "samples_per_s": st.column_config.NumberColumn("images / s", format="%d"),
-        "batch_size": "batch", "cached": st.column_config.CheckboxColumn("cached")})
-    left.caption(f"Times are from when each run was trained (cached runs keep theirs). Each epoch also scores "
-                 f"{comparison.base.test_size:,} test images. Smaller batches take more steps per epoch, and each "
-                 "step has a fixed cost.")
-    right.altair_chart(timing_chart(timing, legend_title=param_title), width="stretch")
+        "value": param_title, "total_s": st.column_config.NumberColumn(_("total (s)"), format="%.1f"),
+        "s_per_epoch": st.column_config.NumberColumn(_("s / epoch"), format="%.2f"),
+        "steps_per_epoch": _("steps / epoch"),
+        "samples_per_s": st.column_config.NumberColumn(_("images / s"), format="%d"),
+        "batch_size": _("batch"), "device": _("device"), "machine": _("trained on"),
+        "cached": st.column_config.CheckboxColumn(_("cached"))})
+    left.caption(_("Times are from when each run was trained, on the machine named (cached runs keep theirs). Each "
+                   "epoch also scores {n} test images. Smaller batches take more steps per epoch, and each step has a "
+                   "fixed cost.", n=_.number(min(comparison.base.test_size, MNIST_TEST_SIZE))))
+    right.altair_chart(timing_chart(timing, legend_title=param_title, text=_), width="stretch")
 
-    st.download_button("Download every metric (CSV)", metrics.to_csv(index=False).encode(), key=f"{model}.csv",
+    st.download_button(_("Download every metric (CSV)"), metrics.to_csv(index=False).encode(), key=f"{model}.csv",
                        file_name=f"{model}-{comparison.param}-comparison.csv", mime="text/csv")
-    inspect_section(model, items, results, param_title)
+    inspect_section(model, items, results, param_title, _)
 
 
-def inspect_section(model: str, items: list[Entry], results: list[RunResult | None], param_title: str) -> None:
+def inspect_section(model: str, items: list[Entry], results: list[RunResult | None], param_title: str,
+                    _: Translator) -> None:
     """Where one run goes wrong: its most confident mistakes and the confusion matrix."""
     inspectable = {e.label: r.key for e, r in zip(items, results)
                    if r is not None and r.key and r.status == "ok" and e.config == r.config}
     if not inspectable:
         return
-    st.subheader("Inspect one run")
+    st.subheader(_("Inspect one run"))
     labels = list(inspectable)
     if restore(f"{model}.view.inspect", labels[0]) not in labels:  # a run of other settings
         st.session_state[f"{model}.view.inspect"] = labels[0]
     choice = keep(f"{model}.view.inspect",
-                  st.selectbox(f"Run ({param_title})", labels, key=f"{model}.view.inspect"))
+                  st.selectbox(_("Run ({setting})", setting=param_title), labels, key=f"{model}.view.inspect"))
     if choice not in inspectable:
         return
-    report = test_set_report(inspectable[choice])
+    run = next(r for r in results if r is not None and r.key == inspectable[choice])
+    data = dataset_or_error(run.config.dataset)
+    if data is None:
+        return
+    with st.spinner(_("Running the model on the {n} test images…", n=_.number(len(data.test_x)))):
+        report = test_set_report(inspectable[choice])
+    classes = [_(c) for c in data.classes]
     gallery, matrix = st.columns([3, 2])
     with gallery:
-        st.markdown(f"**Most confident mistakes** · {report.confusion.sum() - np.trace(report.confusion):,} of "
-                    f"{report.confusion.sum():,} test digits wrong ({percent(report.accuracy)} right)")
+        wrong = int(report.confusion.sum() - np.trace(report.confusion))
+        st.markdown(_("**Most confident mistakes** · {wrong} of {total} test images wrong ({right} right)",
+                      wrong=_.number(wrong), total=_.number(int(report.confusion.sum())),
+                      right=_.percent(report.accuracy)))
         columns = st.columns(6)
         for n, mistake in enumerate(report.mistakes):
             big = np.kron(mistake.image, np.ones((3, 3)))  # sharp pixels instead of the browser's blur
             columns[n % 6].image(big, clamp=True, width="stretch",
-                                 caption=f"true {mistake.true_label} → {mistake.predicted} ({mistake.confidence:.0%})")
+                                 caption=_("true {true} → {predicted} ({confidence})",
+                                           true=classes[mistake.true_label], predicted=classes[mistake.predicted],
+                                           confidence=_.percent(mistake.confidence, 0)))
     with matrix:
-        st.altair_chart(confusion_chart(confusion_table(report.confusion)), width="stretch")
-    inside_this_run(model, inspectable, choice, param_title, dataset_or_error())
+        st.altair_chart(confusion_chart(confusion_table(report.confusion), classes, text=_), width="stretch")
+    inside_this_run(model, inspectable, choice, param_title, data)

@@ -5,20 +5,33 @@ import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from mnist_core import RunConfig, run_sweep
+from mnist_core import RunConfig
 from mnist_core.charts import probability_chart
 from mnist_core.compare import run_label
 from mnist_core.evaluate import predict, probability_table
 from mnist_core.preprocess import ImageError, load_image_bytes, to_mnist
 from app_pages.inside import inside_section
-from app_pages.shared import (OverTheCap, dataset_or_error, keep, restore, run_cache, trained_model,
-                              training_turn)
+from app_pages.shared import (ACTIVE, dataset_or_error, job_line, job_service, keep, may_train, owner, remember,
+                              remembered_jobs, restore, run_cache, trained_model)
+from mnist_core.jobs import RequestRefused
 
 # The seed's MLP (N(0, 1) init, Adam, lr 0.001, batch 100) for a few epochs: under a minute on a laptop CPU.
 STARTER = RunConfig(model="mlp", epochs=3)
 MODELS_PER_ROW = 4
 DEFAULT_MODELS = 3  # the newest runs: often the values of the comparison just made, side by side
 RUNS_KEY = "draw.cfg.runs"
+
+
+
+@st.fragment(run_every=1.0)
+def starter_watcher(cache_key: str) -> None:
+    """The starter model's training (it goes on if the student leaves); the page reruns when it is done."""
+    jobs = remembered_jobs("draw.starter", [cache_key])
+    if not any(job.state in ACTIVE for job in jobs):
+        st.rerun()
+    for job in jobs:
+        st.progress(job.progress, text=job_line(job, "The seed's MLP"))
+
 
 st.title("Draw a digit")
 st.caption("Draw with the mouse or a finger, or upload a photo. The drawing is prepared the way MNIST's digits were "
@@ -31,24 +44,21 @@ cache = run_cache()
 runs = [r for r in cache.list() if r.status == "ok" and r.final is not None]
 
 if not runs:
+    service, cache_key = job_service(), cache.key_for(STARTER, data)
+    jobs = remembered_jobs("draw.starter", [cache_key])
     st.info("No trained model yet. Train the seed's MLP for a few epochs to start (about "
             f"{STARTER.epochs * 2} s on a CPU), or run a comparison on the MLP or CNN page.")
-    if st.button("Train a starter model", type="primary", key="draw.train_starter"):
-        bar = st.progress(0.0, text="Training the seed's MLP…")
-
-        def show_progress(_: int, epoch: int, fraction: float, metrics: dict) -> None:
-            bar.progress(min((epoch - 1 + fraction) / STARTER.epochs, 1.0),
-                         text=f"Training the seed's MLP: epoch {epoch}/{STARTER.epochs}")
-
+    for job in jobs:
+        if job.state == "failed":
+            st.error(job.message)
+    if any(job.state in ACTIVE for job in jobs):
+        starter_watcher(cache_key)
+    elif st.button("Train a starter model", type="primary", key="draw.train_starter", disabled=not may_train()):
         try:
-            with training_turn([STARTER], data, cache, lambda text: bar.progress(0.0, text=text)):
-                (starter,) = run_sweep([STARTER], data, cache, progress=show_progress)
-        except OverTheCap as e:
-            bar.empty()
+            remember("draw.starter", service.submit([STARTER], owner()))
+        except RequestRefused as e:
             st.error(str(e))
             st.stop()
-        bar.empty()
-        st.session_state[RUNS_KEY] = [starter.key]
         st.rerun()
     st.stop()
 

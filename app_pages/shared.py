@@ -1,21 +1,32 @@
-"""What every page shares: the dataset and the run cache (one per server process), and widget values
-that survive switching pages.
+"""What every page shares: one training service, run cache and copy of each dataset per server process;
+who the visitor is; the language; widget values that survive switching pages; and the job watcher.
+
+Training never runs in a page script. Pages submit configs to the JobService (mnist_core.jobs) and
+watch its jobs from an `st.fragment` that reruns every second: changing a widget, switching pages,
+reloading or closing the tab leaves the training alone, and only the job's owner can cancel it.
 
 Not a page itself: app.py lists the pages with st.navigation, so this file is only imported.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+import hmac
+import os
+import secrets
+import time
+from typing import Any, Iterable
 
 import streamlit as st
 
-from mnist_core import DataNotFoundError, MnistData, RunCache, RunConfig, load_mnist, resolve_device
-from mnist_core.hosting import HostingLimits, TrainingSlots
-from mnist_core.sweep import plan
+from mnist_core import DataNotFoundError, MnistData, RunCache, resolve_device
 from mnist_core.cache import check_key
+from mnist_core.data import DATASETS, load_dataset
 from mnist_core.evaluate import EvaluationReport, evaluate_test_set, load_model
+from mnist_core.hosting import HostingLimits
+from mnist_core.i18n import LANGUAGES, N_, Translator, pick_language
+from mnist_core.jobs import ACTIVE, Job, JobService, service_from_env
 
+
+# -- widget values across pages --------------------------------------------------------------------
 # Streamlit forgets a widget's value while another page is shown. Pages keep a copy under a key that
 # no widget owns, and put it back before they draw the widget again.
 def keep(key: str, value: Any) -> Any:
@@ -32,23 +43,56 @@ def restore(key: str, default: Any) -> Any:
     return st.session_state[key]
 
 
-@st.cache_resource(show_spinner="Loading MNIST onto the training device…")
-def dataset() -> MnistData:
-    # One copy for every user of this server: the training images are ~190 MB as float tensors.
-    return load_mnist(resolve_device("auto"))
+# -- language --------------------------------------------------------------------------------------
+LANG_KEY = "lab.lang"
 
 
-def dataset_or_error() -> MnistData | None:
+def language() -> str:
+    """The visitor's language: a link's ?lang= when it changes, else their choice, else the browser's."""
+    asked = st.query_params.get("lang")
+    if asked and asked != st.session_state.get(f"{LANG_KEY}.link"):
+        st.session_state[f"{LANG_KEY}.link"] = asked
+        st.session_state[LANG_KEY] = pick_language(asked, st.context.locale)
+    if st.session_state.get(LANG_KEY) not in LANGUAGES:
+        st.session_state[LANG_KEY] = pick_language(None, st.context.locale)
+    return st.session_state[LANG_KEY]
+
+
+def tr() -> Translator:
+    """The session's translator: `_ = tr()`, then `_("Epochs")`, `_("{n} runs", n=3)`, `_.percent(x)`."""
+    return Translator(language())
+
+
+def language_switch() -> None:
+    """The sidebar's language choice (app.py draws it on every page, so it keeps its value)."""
+    language()
+    lang = st.sidebar.selectbox("Language / 언어", list(LANGUAGES), key=LANG_KEY, format_func=LANGUAGES.get)
+    # Links carry the language (?lang=ko) so that a shared link opens in it; English needs no parameter.
+    if lang != "en" and st.query_params.get("lang") != lang:
+        st.query_params["lang"] = lang
+    elif lang == "en" and "lang" in st.query_params:
+        del st.query_params["lang"]
+    st.session_state[f"{LANG_KEY}.link"] = st.query_params.get("lang")
+
+
+# -- server-wide resources -------------------------------------------------------------------------
+
+@st.cache_resource(show_spinner=False)
+def dataset(name: str = "mnist") -> MnistData:
+    # One copy per dataset for every user of this server: the training images are ~190 MB as float tensors.
+    # load_dataset keeps one per process, so the job service's copy is this one.
+    return load_dataset(name, resolve_device("auto"))
+
+
+def dataset_or_error(name: str = "mnist") -> MnistData | None:
     """The dataset, or None after showing the student why it is missing and how to fix it."""
+    _ = tr()
     try:
-        return dataset()
+        with st.spinner(_("Loading {title} onto the training device…", title=DATASETS[name].title)):
+            return dataset(name)
     except DataNotFoundError as e:
-        st.error(f"**MNIST is not available.** {e}")
+        st.error(_("**{title} is not available.** {error}", title=DATASETS[name].title, error=_.error(e)))
         return None
-
-
-class OverTheCap(Exception):
-    """A request bigger than this shared server allows (hosted mode)."""
 
 
 @st.cache_resource
@@ -63,50 +107,154 @@ def run_cache() -> RunCache:
 
 
 @st.cache_resource
-def training_slots() -> TrainingSlots:
-    # One per server process: every session's trainings queue here, first come, first served.
-    return TrainingSlots(hosting().max_concurrent)
+def job_service() -> JobService:
+    """The server's one training service: trainings of every session queue here (fair share between
+    owners); with MNIST_LAB_DASK_SCHEDULER set, they run on that Dask cluster."""
+    return service_from_env(run_cache(), dataset("mnist"), hosting())
 
 
-@contextmanager
-def training_turn(configs: list[RunConfig], data: MnistData, cache: RunCache,
-                  status: Callable[[str], None]) -> Iterator[None]:
-    """The way into training on a shared server: hosted-mode caps, then a place in line.
+# -- who is asking ---------------------------------------------------------------------------------
 
-    Raises OverTheCap with a message for the student if the trainings still needed cost more than
-    hosted mode allows. Runs that are all cached skip the line. Showing the place touches Streamlit,
-    so a student who closes the tab or presses Cancel while waiting leaves the line at once.
-    """
-    _, jobs = plan(configs, data, cache)
-    if message := hosting().check([job.config for job in jobs]):
-        raise OverTheCap(message)
-    if not jobs:
-        yield
+def owner() -> str:
+    """Whose jobs these are: the signed-in user where the operator turned on Streamlit's login (st.login,
+    OIDC in .streamlit/secrets.toml), else this browser session. Session state lives exactly as long as
+    the browser session; an unguessable token there names it (it is never shown to anyone)."""
+    try:
+        user = st.user
+        if user.get("is_logged_in"):
+            who = user.get("email") or user.get("sub")
+            if who:
+                return f"user:{who}"
+    except Exception:  # no login configured: the session it is
+        pass
+    if "lab.owner" not in st.session_state:
+        st.session_state["lab.owner"] = f"session:{secrets.token_hex(12)}"
+    return st.session_state["lab.owner"]
+
+
+def class_code() -> str | None:
+    """MNIST_LAB_CLASS_CODE: set by the operator so that a link that leaks out of the class cannot train."""
+    return os.environ.get("MNIST_LAB_CLASS_CODE", "").strip() or None
+
+
+def may_train() -> bool:
+    """Whether this visitor may start trainings: always, unless a class code is set and not yet entered."""
+    return class_code() is None or st.session_state.get("lab.class_ok", False)
+
+
+def _check_code() -> None:
+    typed = st.session_state.get("lab.class_code", "").strip()
+    st.session_state["lab.class_ok"] = hmac.compare_digest(typed.encode(), (class_code() or "").encode())
+    st.session_state["lab.class_tried"] = True
+
+
+def class_code_box() -> None:
+    """The sidebar's class-code field, while one is needed (watching needs none)."""
+    if may_train():
         return
-    slots = training_slots()
+    _ = tr()
+    st.sidebar.text_input(_("Class code"), type="password", key="lab.class_code", on_change=_check_code,
+                          help=_("Your teacher gives it. Without it you can watch and read results, but not train."))
+    if st.session_state.get("lab.class_tried"):
+        st.sidebar.error(_("That is not this class's code."))
 
-    def show_place(place: int) -> None:
-        status(f"Waiting for a free training slot: you are number {place} in line "
-               f"({slots.running} training now on this server).")
 
-    with slots.slot(on_wait=show_place):
-        yield
+# -- jobs: submitting and watching -----------------------------------------------------------------
 
+def remembered_jobs(scope: str, keys: Iterable[str]) -> list[Job]:
+    """The jobs this session started for `scope` (a comparison), and any active job of anyone that produces
+    one of `keys` (a link opened elsewhere finds the running job). Ids this server no longer knows
+    (it restarted) are dropped without a word."""
+    service = job_service()
+    ids = st.session_state.get("lab.jobs", {}).get(scope, [])
+    found = [job for job in (service.job(i) for i in ids) if job is not None]
+    if len(found) != len(ids):
+        remember(scope, found)
+    wanted, have = set(keys), {job.id for job in found}
+    found += [job for job in service.jobs(active_only=True) if job.id not in have and wanted & set(job.keys)]
+    return found
+
+
+def remember(scope: str, jobs: Iterable[Job]) -> None:
+    st.session_state.setdefault("lab.jobs", {})[scope] = [job.id for job in jobs]
+
+
+def ago(seconds_since: float | None) -> str:
+    _ = tr()
+    if seconds_since is None:
+        return "–"
+    seconds = max(0, int(time.time() - seconds_since))
+    if seconds < 60:
+        return _("{s} s ago", s=seconds)
+    return _("{m} min {s} s ago", m=seconds // 60, s=seconds % 60)
+
+
+def duration(seconds: float | None) -> str:
+    _ = tr()
+    if seconds is None:
+        return _("unknown")
+    if seconds < 60:
+        return _("{s} s", s=max(1, round(seconds)))
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes < 60:
+        return _("{m} min {s:02d} s", m=minutes, s=rest)
+    return _("{h} h {m:02d} min", h=minutes // 60, m=minutes % 60)
+
+
+STATE_TEXT = {"queued": N_("waiting"), "running": N_("training"), "done": N_("done"), "failed": N_("failed"),
+              "cancelled": N_("cancelled")}
+
+
+def job_line(job: Job, what: str) -> str:
+    """One job in a sentence: what, state, place or progress, estimate, where (no names: anyone may read it)."""
+    _ = tr()
+    if job.state == "queued":
+        if job.estimate_seconds is None:
+            return _("{what}: number {place} in line · asked {asked}", what=what, place=job.place or "?",
+                     asked=ago(job.submitted))
+        return _("{what}: number {place} in line · about {estimate} once it starts · asked {asked}",
+                 what=what, place=job.place or "?", estimate=duration(job.estimate_seconds), asked=ago(job.submitted))
+    if job.state == "running":
+        params = dict(what=what, epoch=max(job.epoch, 1), epochs=job.config.epochs, done=_.percent(job.progress, 0),
+                      started=ago(job.started), where=worker_name(job))
+        if job.estimate_seconds is None:  # the first run of this model on this device: it measures the speed
+            return _("{what}: epoch {epoch} of {epochs} ({done}) · started {started} · on {where}", **params)
+        return _("{what}: epoch {epoch} of {epochs} ({done}) · about {left} left · started {started} · on {where}",
+                 left=duration(job.estimate_seconds * (1 - job.progress)), **params)
+    return _("{what}: {state}", what=what, state=_(STATE_TEXT[job.state]))
+
+
+def worker_name(job: Job) -> str:
+    _ = tr()
+    if job.worker in (None, "local"):
+        return _("this server ({device})", device=job.device)
+    return _("worker {address} ({device})", address=job.worker, device=job.device)
+
+
+# -- models of cached runs -------------------------------------------------------------------------
 
 @st.cache_resource(max_entries=16)
 def trained_model(key: str):
     """A cached run's model, on the training device, ready to predict."""
     cache = run_cache()
-    run = cache.get(check_key(key))
+    run = cache.get(check_key(key), touch=True)
     if run is None:
         raise KeyError(key)
-    return load_model(run.config, cache.weights(key), dataset().device.type)
+    return load_model(run.config, cache.weights(key), resolve_device("auto"))
 
 
-@st.cache_resource(max_entries=8, show_spinner="Running the model on the 10,000 test images…")
+@st.cache_resource(max_entries=8, show_spinner=False)
 def test_set_report(key: str) -> EvaluationReport:
-    return evaluate_test_set(trained_model(key), dataset(), limit=24)
+    run = run_cache().get(check_key(key))
+    if run is None:
+        raise KeyError(key)
+    return evaluate_test_set(trained_model(key), dataset(run.config.dataset), limit=24)
 
 
 def percent(x: float | None) -> str:
-    return "–" if x is None or x != x else f"{100 * x:.1f}%"
+    return tr().percent(x)
+
+
+__all__ = ["keep", "restore", "tr", "language", "language_switch", "dataset", "dataset_or_error", "hosting",
+           "run_cache", "job_service", "owner", "may_train", "class_code_box", "remembered_jobs", "remember",
+           "job_line", "duration", "trained_model", "test_set_report", "percent", "ACTIVE"]

@@ -5,11 +5,12 @@ section's Train button is pressed; a section whose runs are not cached says what
 from __future__ import annotations
 
 import json
-import time
 
 import streamlit as st
 
-from app_pages.shared import OverTheCap, dataset_or_error, keep, restore, run_cache, training_turn
+from app_pages.shared import (ACTIVE, dataset_or_error, job_line, job_service, keep, language, may_train, owner,
+                              remember, remembered_jobs, restore, run_cache)
+from mnist_core.jobs import RequestRefused
 from mnist_core.report import TEXT as REPORT_TEXT, results_table, section_charts, to_html
 from mnist_core.study import SIZES, Section, build_section, build_study, missing_text, train_runs
 
@@ -40,26 +41,23 @@ def seed_block(section: Section, lang: str) -> None:
 
 
 def train_section(section: Section, data, cache, lang: str) -> None:
+    """Submits the section's runs to the server's training service; the watcher below shows them."""
     configs = [e.config for e in section.items + section.repeats]
-    bar = st.progress(0.0, text=section.title)
-    fractions = [0.0] * len(configs)
-
-    def progress(i: int, epoch: int, fraction: float, metrics: dict) -> None:
-        fractions[i] = (epoch - 1 + fraction) / configs[i].epochs
-        bar.progress(min(sum(fractions) / len(fractions), 1.0), text=f"{section.title} · run {i + 1}, epoch {epoch}")
-
-    started = time.monotonic()
     try:
-        with training_turn(configs, data, cache, lambda text: bar.progress(0.0, text=text)):
-            train_runs(configs, data, cache, progress)
-    except OverTheCap as e:
+        remember(f"study.{section.preset.name}", job_service().submit(configs, owner()))
+    except RequestRefused as e:
         st.session_state["study.notice"] = str(e)
-    except Exception as e:  # keep the page alive and say what happened
-        st.session_state["study.notice"] = PAGE_TEXT[lang]["failed"].format(error=e)
-    else:
-        st.session_state["study.done"] = PAGE_TEXT[lang]["trained"].format(
-            runs=len(section.missing), seconds=time.monotonic() - started)
     st.rerun()
+
+
+@st.fragment(run_every=1.0)
+def section_watcher(name: str, keys: list[str]) -> None:
+    """A section's trainings (they go on if the student leaves); the page reruns when they end."""
+    jobs = remembered_jobs(f"study.{name}", keys)
+    if not any(job.state in ACTIVE for job in jobs):
+        st.rerun()
+    for job in jobs:
+        st.progress(job.progress, text=job_line(job, job.config.describe()))
 
 
 def show_section(section: Section, data, cache, lang: str) -> None:
@@ -70,7 +68,15 @@ def show_section(section: Section, data, cache, lang: str) -> None:
     seed_block(section, lang)
     if section.missing:
         st.warning(missing_text(section, lang))
-        if st.button(PAGE_TEXT[lang]["train"], key=f"study.train.{section.preset.name}"):
+        configs = [e.config for e in section.items + section.repeats]
+        keys = [cache.key_for(c, data) for c in configs]
+        jobs = remembered_jobs(f"study.{section.preset.name}", keys)
+        for job in jobs:
+            if job.state == "failed":
+                st.error(PAGE_TEXT[lang]["failed"].format(error=job.message))
+        if any(job.state in ACTIVE for job in jobs):
+            section_watcher(section.preset.name, keys)
+        elif st.button(PAGE_TEXT[lang]["train"], key=f"study.train.{section.preset.name}", disabled=not may_train()):
             train_section(section, data, cache, lang)
     charts = section_charts(section)
     columns = st.columns(2)
@@ -86,18 +92,14 @@ def show_section(section: Section, data, cache, lang: str) -> None:
 
 def study_page() -> None:
     restore("study.size", "quick")
-    restore("study.lang", "en")
+    lang = language()  # the sidebar's language switch (app.py) serves every page
     with st.sidebar:
         size = keep("study.size", st.radio("Size / 크기", list(SIZES), key="study.size", horizontal=True))
-        lang = keep("study.lang", st.radio("Language / 언어", ["en", "ko"], key="study.lang", horizontal=True,
-                                           format_func=lambda code: {"en": "English", "ko": "한국어"}[code]))
     text = PAGE_TEXT[lang]
     st.title(text["title"])
     st.markdown(text["intro"])
     if notice := st.session_state.pop("study.notice", None):
         st.error(notice)
-    if done := st.session_state.pop("study.done", None):
-        st.success(done)
     data = dataset_or_error()
     if data is None:
         return

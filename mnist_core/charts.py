@@ -14,15 +14,28 @@ from __future__ import annotations
 
 import math
 
+from typing import Callable
+
 import altair as alt
 import pandas as pd
 
+from .i18n import N_
+
+# Titles are English, marked for translation; every builder takes `text`, the page's translator
+# (`i18n.Translator`, or any str -> str), and shows them through it. The default keeps them English.
 METRIC_TITLES = {
-    "train_loss": "Train loss",
-    "test_loss": "Test loss",
-    "train_acc": "Train accuracy",
-    "test_acc": "Test accuracy",
+    "train_loss": N_("Train loss"),
+    "test_loss": N_("Test loss"),
+    "train_acc": N_("Train accuracy"),
+    "test_acc": N_("Test accuracy"),
 }
+LOG_TITLES = {"train_loss": N_("Train loss (log scale)"), "test_loss": N_("Test loss (log scale)")}
+Text = Callable[[str], str]
+
+
+def _same(message: str) -> str:
+    return message
+
 ACCURACY_METRICS = ("train_acc", "test_acc")
 HEIGHT = 300  # the whole chart; the plot area is about 220 px of it
 PROBABILITY_HEIGHT = 220
@@ -59,7 +72,7 @@ def _color(frame: pd.DataFrame, title: str, series: list[str] | None = None) -> 
 
 
 def metric_chart(frame: pd.DataFrame, metric: str, *, log_scale: bool = False, legend_title: str = "value",
-                 series: list[str] | None = None) -> alt.Chart:
+                 series: list[str] | None = None, text: Text = _same) -> alt.Chart:
     """One line per compared value over epochs. A diverged run ends in a red cross where it stopped.
 
     `series`: every compared value, in order, so each keeps its colour even if some have no line
@@ -75,10 +88,10 @@ def metric_chart(frame: pd.DataFrame, metric: str, *, log_scale: bool = False, l
     else:
         scale = alt.Scale(type="log") if log_scale else alt.Scale(zero=False)
         axis = alt.Axis(format="~g", tickCount=5)
-    y = alt.Y(f"{metric}:Q", title=METRIC_TITLES[metric], scale=scale, axis=axis)
-    x = alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d"))
-    tooltip = [alt.Tooltip("series:N", title=legend_title), alt.Tooltip("epoch:Q"),
-               alt.Tooltip(f"{metric}:Q", title=METRIC_TITLES[metric], format=".2%" if is_accuracy else ".4f")]
+    y = alt.Y(f"{metric}:Q", title=text(METRIC_TITLES[metric]), scale=scale, axis=axis)
+    x = alt.X("epoch:Q", title=text(N_("epoch")), axis=alt.Axis(tickMinStep=1, format="d"))
+    tooltip = [alt.Tooltip("series:N", title=legend_title), alt.Tooltip("epoch:Q", title=text(N_("epoch"))),
+               alt.Tooltip(f"{metric}:Q", title=text(METRIC_TITLES[metric]), format=".2%" if is_accuracy else ".4f")]
     base = alt.Chart(frame).encode(x=x, y=y, color=_color(frame, legend_title, series), tooltip=tooltip)
     lines = base.mark_line(point=alt.OverlayMarkDef(size=30), strokeWidth=2)
     layers = [lines]
@@ -88,56 +101,64 @@ def metric_chart(frame: pd.DataFrame, metric: str, *, log_scale: bool = False, l
         layers.append(alt.Chart(ends).mark_point(shape="cross", size=160, color="#d62728", filled=True)
                       .encode(x=x, y=y, tooltip=tooltip))
         layers.append(alt.Chart(ends).mark_text(align="left", dx=8, dy=-8, color="#d62728")
-                      .encode(x=x, y=y, text=alt.value("diverged")))
+                      .encode(x=x, y=y, text=alt.value(text(N_("diverged")))))
     chart = alt.layer(*layers) if len(layers) > 1 else lines
-    return chart.properties(title=METRIC_TITLES[metric] + (" (log scale)" if log_scale and not is_accuracy else ""),
-                            height=HEIGHT)
+    title = LOG_TITLES[metric] if log_scale and not is_accuracy else METRIC_TITLES[metric]
+    return chart.properties(title=text(title), height=HEIGHT)
 
 
-def final_accuracy_chart(frame: pd.DataFrame, legend_title: str = "value") -> alt.Chart:
+def final_accuracy_chart(frame: pd.DataFrame, legend_title: str = "value", text: Text = _same) -> alt.Chart:
     """A bar per compared value: final test accuracy, labelled in percent on the bar."""
     order = series_order(frame, "value")
     x = alt.X("value:N", title=legend_title, sort=order, axis=alt.Axis(labelAngle=0))
     domain = accuracy_domain(frame["test_acc"]) if "test_acc" in frame else [0.0, 1.0]
     # The bars start at the axis' lower end, not at zero (clip keeps them inside the plot): the
     # differences between 95% and 98% are what the student came to see.
-    y = alt.Y("test_acc:Q", title="test accuracy", scale=alt.Scale(domain=domain, clamp=True),
+    y = alt.Y("test_acc:Q", title=text(N_("test accuracy")), scale=alt.Scale(domain=domain, clamp=True),
               axis=alt.Axis(format=accuracy_format(domain), tickCount=5))
-    tooltip = [alt.Tooltip("series:N", title=legend_title), alt.Tooltip("test_acc:Q", title="test accuracy", format=".2%"),
-               alt.Tooltip("epochs:Q"), alt.Tooltip("status:N")]
+    tooltip = [alt.Tooltip("series:N", title=legend_title),
+               alt.Tooltip("test_acc:Q", title=text(N_("test accuracy")), format=".2%"),
+               alt.Tooltip("epochs:Q", title=text(N_("epochs"))), alt.Tooltip("status:N", title=text(N_("status")))]
     base = alt.Chart(frame).encode(x=x, y=y, tooltip=tooltip)
     bars = base.mark_bar(clip=True).encode(color=_color(frame, legend_title))
     labels = base.mark_text(dy=-8).encode(text=alt.Text("test_acc:Q", format=".1%"))
-    return alt.layer(bars, labels).properties(title="Final test accuracy", height=HEIGHT)
+    return alt.layer(bars, labels).properties(title=text(N_("Final test accuracy")), height=HEIGHT)
 
 
-def timing_chart(frame: pd.DataFrame, legend_title: str = "value") -> alt.Chart:
+def timing_chart(frame: pd.DataFrame, legend_title: str = "value", text: Text = _same) -> alt.Chart:
     """Seconds per epoch for each value: the batch-size finding (small batches are slow) at a glance."""
     order = series_order(frame, "value")
     chart = alt.Chart(frame.assign(series=frame["value"])).mark_bar().encode(
         x=alt.X("value:N", title=legend_title, sort=order, axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("s_per_epoch:Q", title="Seconds per epoch"),
+        y=alt.Y("s_per_epoch:Q", title=text(N_("Seconds per epoch"))),
         color=alt.Color("series:N", sort=order, scale=alt.Scale(domain=order, scheme=SCHEME), legend=None),
-        tooltip=[alt.Tooltip("value:N", title=legend_title), alt.Tooltip("s_per_epoch:Q", title="s/epoch"),
-                 alt.Tooltip("steps_per_epoch:Q", title="steps/epoch"), alt.Tooltip("samples_per_s:Q", title="samples/s"),
-                 alt.Tooltip("cached:N")])
-    return chart.properties(title="Time per epoch (when it was trained)", height=HEIGHT)
+        tooltip=[alt.Tooltip("value:N", title=legend_title), alt.Tooltip("s_per_epoch:Q", title=text(N_("s/epoch"))),
+                 alt.Tooltip("steps_per_epoch:Q", title=text(N_("steps/epoch"))),
+                 alt.Tooltip("samples_per_s:Q", title=text(N_("images/s"))), alt.Tooltip("cached:N", title=text(N_("cached")))])
+    return chart.properties(title=text(N_("Time per epoch (when it was trained)")), height=HEIGHT)
 
 
-def confusion_chart(frame: pd.DataFrame) -> alt.Chart:
+def confusion_chart(frame: pd.DataFrame, classes: list[str] | None = None, text: Text = _same) -> alt.Chart:
     """A heatmap of counts[true, predicted]. The colour scale is symlog, so a handful of mistakes
-    still shows next to the diagonal's thousand correct answers."""
-    x = alt.X("predicted:O", title="Predicted digit", axis=alt.Axis(labelAngle=0, orient="top"))
-    y = alt.Y("true:O", title="True digit")
+    still shows next to the diagonal's thousand correct answers. `classes`: the names shown for
+    0-9 (Fashion-MNIST's clothes, already translated); digits when not given."""
+    if classes is not None:
+        names = dict(enumerate(classes))
+        frame = frame.assign(true=frame["true"].map(names), predicted=frame["predicted"].map(names))
+    order = list(classes) if classes is not None else None
+    x = alt.X("predicted:O", title=text(N_("Predicted class")), sort=order, axis=alt.Axis(labelAngle=0, orient="top"))
+    y = alt.Y("true:O", title=text(N_("True class")), sort=order)
     base = alt.Chart(frame).encode(x=x, y=y)
     cells = base.mark_rect().encode(
-        color=alt.Color("count:Q", title="test images", scale=alt.Scale(type="symlog", scheme="blues")),
-        tooltip=[alt.Tooltip("true:O"), alt.Tooltip("predicted:O"), alt.Tooltip("count:Q")])
+        color=alt.Color("count:Q", title=text(N_("test images")), scale=alt.Scale(type="symlog", scheme="blues")),
+        tooltip=[alt.Tooltip("true:O", title=text(N_("True class"))),
+                 alt.Tooltip("predicted:O", title=text(N_("Predicted class"))),
+                 alt.Tooltip("count:Q", title=text(N_("test images")))])
     threshold = max(float(frame["count"].max()) / 4, 1.0) if len(frame) else 1.0
-    text = base.mark_text(fontSize=11).encode(
+    counts = base.mark_text(fontSize=11).encode(
         text=alt.Text("count:Q"),
         color=alt.condition(alt.datum.count > threshold, alt.value("white"), alt.value("#333")))
-    return alt.layer(cells, text).properties(title="Confusion matrix (test set)", width=360, height=360)
+    return alt.layer(cells, counts).properties(title=text(N_("Confusion matrix (test set)")), width=360, height=360)
 
 
 def probability_chart(frame: pd.DataFrame, title: str = "") -> alt.Chart:

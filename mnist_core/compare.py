@@ -8,13 +8,14 @@ comparison's round trip through a URL's query parameters.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
 from .cache import RunCache
-from .config import FIELD_LABELS, FIELD_TYPES, label, MNIST_TEST_SIZE, MODELS, SWEEPABLE, ConfigError, RunConfig, parse_values
+from .config import (FIELD_LABELS, FIELD_TYPES, label, MNIST_TEST_SIZE, MODELS, SWEEPABLE, ConfigError, RunConfig,
+                     check_no_repeats, coerce, split_values)
 from .data import MnistData
 from .i18n import N_
 from .models import multiply_adds, shape_flow
@@ -57,6 +58,7 @@ class Entry:
     value: Any
     config: RunConfig | None
     error: str | None = None
+    cause: ConfigError | None = field(default=None, compare=False)  # the error, for a page to translate
 
 
 def value_label(value: Any) -> str:
@@ -80,7 +82,13 @@ def make_comparison(base: RunConfig, param: str, values_text: str) -> Comparison
         raise ConfigError(N_("The {setting} cannot be compared for the {model}. Choose one of: {choices}."),
                           setting=label(param), model=base.model.upper(),
                           choices=", ".join(SWEEPABLE[base.model]))
-    values = parse_values(param, values_text or "")
+    values = []
+    for chunk in split_values(param, values_text or ""):
+        try:
+            values.append(coerce(param, chunk))
+        except ConfigError:  # kept as typed: entries() gives it its own error, and the other values still run
+            values.append(chunk)
+    check_no_repeats(param, values, values_text)
     if len(values) > MAX_VALUES:
         raise ConfigError(N_("Compare at most {most} values at once (got {count})."), most=MAX_VALUES,
                           count=len(values))
@@ -97,7 +105,7 @@ def entries(comparison: Comparison) -> list[Entry]:
             if config.model == "cnn":
                 shape_flow(config)  # a filter that no longer fits fails here, before any training
         except ConfigError as e:
-            out.append(Entry(label, value, None, str(e)))
+            out.append(Entry(label, value, None, str(e), e))
         else:
             out.append(Entry(label, value, config))
     return out

@@ -243,30 +243,30 @@ _SEED_MLP = RunConfig(model="mlp", activations=("relu", "relu"), init="normal", 
 _SEED_CNN = RunConfig(model="cnn", optimizer="adam", lr=0.001, epochs=15, batch_size=100)
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
-    Preset("mlp-lr", "MLP: learning rate",
-           "The seed's learning-rate experiment: 50 epochs, batch 100, Adam, ReLU/ReLU, normal(0, 1) init. "
-           "The seed saw lr 0.1 end at accuracy 0.10 with the loss stuck near 2.30.",
+    Preset("mlp-lr", N_("MLP: learning rate"),
+           N_("The seed's learning-rate experiment: 50 epochs, batch 100, Adam, ReLU/ReLU, normal(0, 1) init. "
+           "The seed saw lr 0.1 end at accuracy 0.10 with the loss stuck near 2.30."),
            _SEED_MLP.replace(epochs=50), "lr", (0.1, 0.01, 0.001, 0.0001)),
-    Preset("mlp-epochs", "MLP: epochs",
-           "The seed's epoch experiment: lr 0.0001, batch 100. All four values are served by one 100-epoch run "
-           "(the first E epochs of it are the E-epoch run).",
+    Preset("mlp-epochs", N_("MLP: epochs"),
+           N_("The seed's epoch experiment: lr 0.0001, batch 100. All four values are served by one 100-epoch run "
+           "(the first E epochs of it are the E-epoch run)."),
            _SEED_MLP.replace(lr=0.0001), "epochs", (5, 30, 50, 100)),
-    Preset("mlp-batch", "MLP: batch size",
-           "The seed's batch-size experiment. The seed gives only its times (15:53, 8:22, 5:26, 5:26 on a GPU "
+    Preset("mlp-batch", N_("MLP: batch size"),
+           N_("The seed's batch-size experiment. The seed gives only its times (15:53, 8:22, 5:26, 5:26 on a GPU "
            "machine); we chose 15 epochs and lr 0.001, the lab code's defaults. Smaller batches mean more steps "
-           "per epoch and more time.",
+           "per epoch and more time."),
            _SEED_MLP, "batch_size", (10, 30, 100, 1000)),
-    Preset("mlp-activation", "MLP: activation functions",
-           "The seed's activation experiment: the activation after hidden layer 1 and 2. The seed is silent on "
-           "the rest; we chose 15 epochs, batch 100, lr 0.001.",
+    Preset("mlp-activation", N_("MLP: activation functions"),
+           N_("The seed's activation experiment: the activation after hidden layer 1 and 2. The seed is silent on "
+           "the rest; we chose 15 epochs, batch 100, lr 0.001."),
            _SEED_MLP, "activations", (("sigmoid", "sigmoid"), ("sigmoid", "relu"), ("relu", "sigmoid"), ("relu", "relu"))),
-    Preset("cnn-stride", "CNN: stride",
-           "The seed's stride experiment on its CNN: stride of the first conv layer 1 vs 5. The seed is silent on "
-           "the rest; we chose 15 epochs, batch 100, lr 0.001 (the lab code's defaults).",
+    Preset("cnn-stride", N_("CNN: stride"),
+           N_("The seed's stride experiment on its CNN: stride of the first conv layer 1 vs 5. The seed is silent on "
+           "the rest; we chose 15 epochs, batch 100, lr 0.001 (the lab code's defaults)."),
            _SEED_CNN, "stride", (1, 5)),
-    Preset("cnn-filter", "CNN: filter size",
-           "The seed's filter-size experiment: kernel of the first conv layer 3x3 vs 10x10, padding 1. "
-           "15 epochs, batch 100, lr 0.001 (our choice; the seed is silent).",
+    Preset("cnn-filter", N_("CNN: filter size"),
+           N_("The seed's filter-size experiment: kernel of the first conv layer 3x3 vs 10x10, padding 1. "
+           "15 epochs, batch 100, lr 0.001 (our choice; the seed is silent)."),
            _SEED_CNN, "kernel_size", (3, 10)),
 ]}
 
@@ -283,14 +283,23 @@ def parse_values(param: str, text: str) -> list[Any]:
     if param not in FIELD_TYPES:
         raise ConfigError(N_("Unknown setting '{name}'. Choose one of: {choices}."), name=param,
                           choices=", ".join(FIELD_TYPES))
+    values = [coerce(param, c) for c in split_values(param, text)]
+    check_no_repeats(param, values, text)
+    return values
+
+
+def split_values(param: str, text: str) -> list[str]:
+    """The values as typed, not yet read: '0.1, abc' -> ['0.1', 'abc'] (the app reports each bad one alone)."""
     if param == "activations":
         chunks = [c for c in text.replace(";", " ").split() if c]
     else:
         chunks = [c.strip() for c in text.split(",") if c.strip()]
     if not chunks:
         raise ConfigError(N_("Give at least one value for the {setting}."), setting=label(param))
-    values = [coerce(param, c) for c in chunks]
+    return chunks
+
+
+def check_no_repeats(param: str, values: list[Any], text: str) -> None:
     if len(set(values)) != len(values):
         raise ConfigError(N_("The values for the {setting} repeat: {text}."), setting=label(param),
                           text=text)
-    return values

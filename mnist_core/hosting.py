@@ -3,82 +3,16 @@
 `HostingLimits` holds the caps of hosted mode, read from the environment so that the operator, not
 a visitor, sets them: a request's estimated training time in seconds, trainings at once, trainings
 waiting per student, the cache's size. The job service (jobs.py) enforces them and decides who trains
-next. `TrainingSlots` (first come, first served, in the page's script) is what the pages used before
-the job service; it goes when the pages submit jobs instead.
+next (fair share between students).
 """
 from __future__ import annotations
 
-import itertools
 import os
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Iterable
 
 from .config import MNIST_TEST_SIZE, RunConfig
 from .results import RunResult
-
-WaitFn = Callable[[int], None]  # called while waiting with the place in line (1 = next to start)
-
-
-class Stopped(Exception):
-    """The waiter was told to stop (the user cancelled or left) before its turn came."""
-
-
-class TrainingSlots:
-    """At most `limit` holders at once; the rest wait first come, first served."""
-
-    def __init__(self, limit: int = 1, poll_seconds: float = 0.5):
-        if limit < 1:
-            raise ValueError("at least one training must be allowed at a time")
-        self.limit, self.poll_seconds = limit, poll_seconds
-        self._cond = threading.Condition()
-        self._line: list[int] = []  # tickets waiting, in order
-        self._running = 0
-        self._tickets = itertools.count()
-
-    @property
-    def running(self) -> int:
-        return self._running
-
-    @property
-    def waiting(self) -> int:
-        return len(self._line)
-
-    @contextmanager
-    def slot(self, should_stop: Callable[[], bool] | None = None, on_wait: WaitFn | None = None) -> Iterator[None]:
-        """Holds a slot for the body. `on_wait(place)` is called while waiting, outside the internal lock,
-        so it may raise (Streamlit stops a closed session's script that way): the place is then given up."""
-        ticket = next(self._tickets)
-        with self._cond:
-            self._line.append(ticket)
-        try:
-            while True:
-                with self._cond:
-                    place = self._line.index(ticket) + 1
-                    if place <= self.limit - self._running:
-                        self._line.remove(ticket)
-                        self._running += 1
-                        break
-                if should_stop is not None and should_stop():
-                    raise Stopped("stopped while waiting for a training slot")
-                if on_wait is not None:
-                    on_wait(place)
-                with self._cond:
-                    self._cond.wait(self.poll_seconds)
-        except BaseException:
-            with self._cond:
-                if ticket in self._line:
-                    self._line.remove(ticket)
-                self._cond.notify_all()
-            raise
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._running -= 1
-                self._cond.notify_all()
-
 
 # With no finished run of a model on this device to measure its speed from, a request is priced at this
 # many images a second: slower than the CNN on one core of this project's server, so the first request

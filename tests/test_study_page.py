@@ -27,7 +27,7 @@ def test_study_page_with_nothing_cached_shows_costs_and_trains_nothing(tmp_path,
     assert any(c.value.startswith("Scaled (quick): training images 60,000 → 10,000") for c in at.caption)
     assert empty.list() == []  # opening the page trained nothing
 
-    at.radio(key="study.lang").set_value("ko").run()
+    at.selectbox(key="lab.lang").set_value("ko").run()  # the language switch every page shares
     assert not at.exception
     assert at.title[0].value == "원 글의 실험, 다시 돌리기"
     assert at.header[0].value == "MLP: 학습률" and at.warning[0].value.startswith("아직 학습하지 않음")
