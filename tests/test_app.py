@@ -1,5 +1,10 @@
-"""The app through Streamlit's AppTest: every page renders, a small comparison runs and comes back
-from the cache, bad input and bad links show st.error, and the Draw page reads an uploaded digit."""
+"""The app through Streamlit's AppTest: every page renders; a comparison's Run submits it to the server's
+training service, whose jobs outlive the page (switching pages, changing widgets) and whose results the
+page then reads from the cache; the class view lists everyone's jobs without names; only a job's owner
+can cancel it; bad input and bad links show st.error; the Draw page reads an uploaded digit.
+
+AppTest runs the app in this process, so the tests reach the same job service (shared.job_service) and
+wait on it for real trainings, then rerun the page as the fragment's timer would."""
 from __future__ import annotations
 
 import io
@@ -19,8 +24,11 @@ APP = "../app.py"
 TIMEOUT = 120
 
 
-def open_page(page: str | None = None, query: dict[str, str] | None = None) -> AppTest:
+def open_page(page: str | None = None, query: dict[str, str] | None = None, owner: str | None = None) -> AppTest:
+    """A new browser session (as `owner`, if given: the same student in a second tab) on `page`."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if owner:
+        at.session_state["lab.owner"] = owner
     at.run()
     if page:
         at.switch_page(page)
@@ -39,12 +47,37 @@ def set_mlp(at: AppTest, values: str, seed: int, param: str = "lr") -> None:
     at.text_input(key="mlp.cfg.values").set_value(values).run()
 
 
+def service():
+    from app_pages.shared import job_service
+    return job_service()
+
+
+def job_ids(at: AppTest) -> list[str]:
+    """The jobs this session started (the page remembers their ids, never their results)."""
+    remembered = at.session_state["lab.jobs"] if "lab.jobs" in at.session_state else {}
+    return [i for ids in remembered.values() for i in ids]
+
+
+def run_and_wait(at: AppTest, model: str = "mlp") -> None:
+    """Presses Run, waits for the service to finish the jobs, and reruns the page (as the watcher does)."""
+    at.button(key=f"{model}.run").click().run()
+    assert not at.exception, at.exception
+    assert service().wait(job_ids(at), timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+
+
 def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
 def chart_specs(at: AppTest) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
+
+
+def chart_titles(at: AppTest) -> set[str]:
+    return {s.get("title", {}).get("text") if isinstance(s.get("title"), dict) else s.get("title")
+            for s in chart_specs(at)}
 
 
 def timing_table(at: AppTest):
@@ -76,8 +109,8 @@ def test_home_page_explains_missing_data(tmp_path, monkeypatch):
         shared.dataset.clear()
 
 
-@pytest.mark.parametrize("page, title", [("app_pages/mlp.py", "MLP: compare hyperparameters"),
-                                         ("app_pages/cnn.py", "CNN: compare hyperparameters"),
+@pytest.mark.parametrize("page, title", [("app_pages/mlp.py", "MLP on MNIST: compare hyperparameters"),
+                                         ("app_pages/cnn.py", "CNN on MNIST: compare hyperparameters"),
                                          ("app_pages/draw.py", "Draw a digit")])
 def test_each_page_renders(page, title):
     at = open_page(page)
@@ -85,25 +118,86 @@ def test_each_page_renders(page, title):
     assert not at.error
 
 
-def test_mlp_comparison_runs_draws_charts_and_then_comes_from_the_cache():
+def test_mlp_comparison_trains_in_the_service_draws_charts_and_then_comes_from_the_cache():
     at = open_page("app_pages/mlp.py")
     set_mlp(at, "0.01, 0.001", seed=11)
     assert metric(at, "Runs") == "2" and metric(at, "Already cached") == "0 of 2"
 
     at.button(key="mlp.run").click().run()
     assert not at.exception and not at.error
-    specs = chart_specs(at)
-    titles = [s.get("title", {}).get("text") if isinstance(s.get("title"), dict) else s.get("title") for s in specs]
-    assert {"Train loss (log scale)", "Test loss (log scale)", "Test accuracy", "Final test accuracy"} <= set(titles)
+    assert len(job_ids(at)) == 2  # one job per value, owned by this session
+    assert all(service().job(i).owner == at.session_state["lab.owner"] for i in job_ids(at))
+    assert service().wait(job_ids(at), timeout=TIMEOUT)
+    at.run()  # what the watcher's rerun does when the jobs end
+    assert not at.exception and not at.error
+    assert {"Train loss (log scale)", "Test loss (log scale)", "Test accuracy", "Final test accuracy"} <= chart_titles(at)
     timing = timing_table(at)
     assert timing["value"].tolist() == ["0.01", "0.001"]
     assert not timing["cached"].any() and (timing["steps_per_epoch"] == 10).all()
+    assert timing["machine"].str.contains(f"torch {torch.__version__}", regex=False).all()  # where each run was trained
+    assert timing["machine"].str.contains("this server", regex=False).all()
+    assert any(s.value.startswith("Done: 2 run(s) trained in") for s in at.success)
+    assert any("measured on a fixed balanced sample of 2,000 test images of MNIST" in c.value for c in at.caption)
     assert at.get("download_button")
 
+    again = open_page("app_pages/mlp.py", query=to_query_params(
+        make_comparison(RunConfig(model="mlp", epochs=2, train_size=1000, test_size=2000, seed=11), "lr", "0.01, 0.001")))
+    assert metric(again, "Already cached") == "2 of 2" and metric(again, "Estimated time") == "instant"
+    assert timing_table(again)["cached"].all()
+
+
+def test_training_goes_on_while_the_student_switches_pages_and_changes_widgets():
+    at = open_page("app_pages/mlp.py")
+    set_mlp(at, "0.02, 0.003", seed=15)
     at.button(key="mlp.run").click().run()
-    assert metric(at, "Already cached") == "2 of 2" and metric(at, "Estimated time") == "instant"
-    assert timing_table(at)["cached"].all()
-    assert any("0 run(s) trained" in s.value for s in at.success)
+    ids = job_ids(at)
+    assert ids and not at.exception
+    assert at.button(key="mlp.run").disabled  # "Training…": the same comparison is not submitted twice
+
+    at.switch_page("app_pages/draw.py").run()              # another page
+    at.switch_page("app_pages/mlp.py").run()
+    at.number_input(key="mlp.cfg.epochs").set_value(3).run()  # another comparison: nothing of it cached
+    assert any("No results for these settings yet" in i.value for i in at.info)
+    assert all(service().job(i).state in ("queued", "running", "done") for i in ids)  # nobody stopped it
+    at.number_input(key="mlp.cfg.epochs").set_value(2).run()  # back to the one that trains
+
+    assert service().wait(ids, timeout=TIMEOUT)
+    assert all(service().job(i).state == "done" for i in ids)
+    at.run()
+    assert not at.exception and not at.error
+    assert timing_table(at)["value"].tolist() == ["0.02", "0.003"]  # without pressing Run again
+    assert any(s.value.startswith("Done: 2 run(s) trained") for s in at.success)
+
+
+def test_the_class_view_lists_two_students_jobs_and_only_the_owner_can_cancel():
+    big = to_query_params(make_comparison(RunConfig(model="mlp", epochs=20, train_size=20000, seed=41), "lr", "0.005"))
+    small = to_query_params(make_comparison(RunConfig(model="mlp", epochs=1, train_size=500, seed=42), "lr", "0.005"))
+    alice = open_page("app_pages/mlp.py", query=big)
+    alice.button(key="mlp.run").click().run()
+    [alices] = job_ids(alice)
+    bob = open_page("app_pages/mlp.py", query=small)
+    bob.button(key="mlp.run").click().run()
+    [bobs] = job_ids(bob)
+    assert service().job(alices).owner != service().job(bobs).owner
+
+    home = open_page(owner=alice.session_state["lab.owner"])  # Alice's Home page, in another tab
+    table = next(df.value for df in home.dataframe if "yours" in df.value.columns)
+    mine = table[table["yours"]]
+    assert len(table) >= 2 and len(mine) == 1 and mine["settings"].iloc[0].startswith("MLP 256x2")
+    assert set(table["state"]) <= {"training", "waiting"} and "waiting" in set(table["state"])
+    assert not any("session:" in str(v) for v in table.to_numpy().ravel())  # nobody's identity is shown
+
+    # Bob opens Alice's link: he watches her job but has no Cancel for it; Alice has one.
+    bob_watching = open_page("app_pages/mlp.py", query=big, owner=bob.session_state["lab.owner"])
+    assert not [b for b in bob_watching.button if b.key == f"cancel.{alices}"]
+    assert any("started by someone else" in c.value for c in bob_watching.caption)
+    assert [b for b in alice.button if b.key == f"cancel.{alices}"]
+    alice.button(key=f"cancel.{alices}").click().run()
+    assert service().wait([alices, bobs], timeout=TIMEOUT)
+    assert service().job(alices).state == "cancelled" and service().job(bobs).state == "done"
+    alice.run()
+    assert any(w.value.startswith("Cancelled.") for w in alice.warning)
+    assert metric(alice, "Already cached") == "0 of 1"  # nothing of a cancelled job is kept
 
 
 def test_switching_pages_keeps_the_settings():
@@ -118,7 +212,7 @@ def test_switching_pages_keeps_the_settings():
 def test_switching_pages_keeps_how_the_results_are_viewed():
     at = open_page("app_pages/mlp.py")
     set_mlp(at, "0.01, 0.002", seed=14)
-    at.button(key="mlp.run").click().run()
+    run_and_wait(at)
     at.toggle(key="mlp.view.log").set_value(False).run()
     at.selectbox(key="mlp.view.inspect").set_value("0.002").run()
     at.switch_page("app_pages/draw.py").run()
@@ -126,15 +220,13 @@ def test_switching_pages_keeps_how_the_results_are_viewed():
     assert not at.exception
     assert at.toggle(key="mlp.view.log").value is False
     assert at.selectbox(key="mlp.view.inspect").value == "0.002"
-    titles = {s.get("title", {}).get("text") if isinstance(s.get("title"), dict) else s.get("title")
-              for s in chart_specs(at)}
-    assert "Train loss" in titles and "Train loss (log scale)" not in titles
+    assert "Train loss" in chart_titles(at) and "Train loss (log scale)" not in chart_titles(at)
 
 
 def test_switching_pages_keeps_the_models_chosen_on_the_draw_page():
     at = open_page("app_pages/mlp.py")
     set_mlp(at, "0.01, 0.002", seed=31)
-    at.button(key="mlp.run").click().run()
+    run_and_wait(at)
     at.switch_page("app_pages/draw.py").run()
     newest_first = at.multiselect(key="draw.cfg.runs").value  # the newest runs are chosen by default
     assert len(newest_first) >= 2
@@ -148,26 +240,59 @@ def test_switching_pages_keeps_the_models_chosen_on_the_draw_page():
 def test_a_batch_size_comparison_shows_more_steps_for_smaller_batches():
     at = open_page("app_pages/mlp.py")
     set_mlp(at, "10, 500", seed=13, param="batch_size")
-    at.button(key="mlp.run").click().run()
+    run_and_wait(at)
     timing = timing_table(at).set_index("value")
     assert timing.loc["10", "steps_per_epoch"] == 100 and timing.loc["500", "steps_per_epoch"] == 2
     assert timing.loc["10", "s_per_epoch"] > timing.loc["500", "s_per_epoch"]
 
 
-@pytest.mark.parametrize("widget, value, message", [
-    ("values", "0.1, fast", "must be a number"),
-    ("values", "", "at least one value"),
-    ("lr", 0.0, "learning rate must be a positive number"),
-    ("batch_size", 5000, "batch size must be between 1 and the number of training images"),
+@pytest.mark.parametrize("values, errors, runs", [
+    ("0.01, -1", ["learning rate = -1** cannot run: The learning rate must be a positive number"], "1"),
+    ("abc, -1", ["learning rate = abc** cannot run: The learning rate must be a number, got 'abc'",
+                 "learning rate = -1** cannot run: The learning rate must be a positive number"], "0"),
+    ("0.01, abc", ["learning rate = abc** cannot run: The learning rate must be a number, got 'abc'"], "1"),
 ])
-def test_bad_input_shows_an_error_and_nothing_crashes(widget, value, message):
+def test_each_bad_value_gets_its_own_error_and_the_rest_still_run(values, errors, runs):
     at = open_page("app_pages/mlp.py")
-    at.number_input(key="mlp.cfg.train_size").set_value(1000)
-    element = at.text_input(key=f"mlp.cfg.{widget}") if widget == "values" else at.number_input(key=f"mlp.cfg.{widget}")
-    element.set_value(value).run()
+    at.text_input(key="mlp.cfg.values").set_value(values).run()
     assert not at.exception
-    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert [e.value for e in at.error] == [f"**{text}" for text in errors] or \
+        all(any(text in e.value for e in at.error) for text in errors) and len(at.error) == len(errors)
+    assert metric(at, "Runs") == runs
+    assert at.button(key="mlp.run").disabled == (runs == "0")
+
+
+def test_empty_values_show_an_error_and_nothing_crashes():
+    at = open_page("app_pages/mlp.py")
+    at.text_input(key="mlp.cfg.values").set_value("").run()
+    assert not at.exception
+    assert any("at least one value" in e.value for e in at.error), [e.value for e in at.error]
     assert not at.get("vega_lite_chart")
+
+
+def test_widgets_do_not_accept_values_the_page_refuses():
+    at = open_page("app_pages/mlp.py")
+    assert at.number_input(key="mlp.cfg.lr").proto.min > 0  # a learning rate of 0 cannot be typed
+    at.number_input(key="mlp.cfg.batch_size").set_value(5000).run()
+    at.number_input(key="mlp.cfg.train_size").set_value(1000).run()
+    assert not at.exception and not at.error
+    batch = at.number_input(key="mlp.cfg.batch_size")
+    assert batch.proto.max == 1000 and batch.value == 1000  # the batch follows the training set down
+
+
+def test_the_preset_banner_shows_only_while_the_sidebar_equals_the_preset():
+    at = open_page("app_pages/mlp.py")
+    at.button(key="mlp.preset.mlp-lr").click().run()
+    assert any("From the seed post" in i.value and "The seed saw lr 0.1" in i.value for i in at.info)
+    at.number_input(key="mlp.cfg.epochs").set_value(49).run()
+    assert not any("From the seed post" in i.value for i in at.info)
+
+
+def test_concept_notes_sit_next_to_the_compared_setting():
+    at = open_page("app_pages/mlp.py")
+    at.selectbox(key="mlp.cfg.param").set_value("batch_size").run()
+    labels = [e.label for e in at.expander]
+    assert "Concept: Batch size" in labels and "Concept: Learning rate" not in labels
 
 
 def test_a_shared_link_shows_the_same_comparison_from_the_cache():
@@ -176,8 +301,7 @@ def test_a_shared_link_shows_the_same_comparison_from_the_cache():
     first = open_page("app_pages/mlp.py", query=link)
     assert first.text_input(key="mlp.cfg.values").value == "0.01, 0.001"
     assert first.number_input(key="mlp.cfg.seed").value == 14
-    assert not first.get("vega_lite_chart")  # nothing cached: a link alone trains nothing
-    first.button(key="mlp.run").click().run()
+    run_and_wait(first)
 
     classmate = open_page("app_pages/mlp.py", query=link)
     assert metric(classmate, "Already cached") == "2 of 2"
@@ -185,11 +309,29 @@ def test_a_shared_link_shows_the_same_comparison_from_the_cache():
     assert len(chart_specs(classmate)) >= 4
 
 
+def test_a_link_alone_trains_nothing():
+    link = to_query_params(make_comparison(RunConfig(model="mlp", epochs=2, train_size=1000, seed=16), "lr", "0.01"))
+    at = open_page("app_pages/mlp.py", query=link)
+    assert not at.get("vega_lite_chart") and not job_ids(at)
+    assert any("not in the cache" in i.value for i in at.info)
+
+
 def test_a_bad_link_shows_an_error():
     link = {**to_query_params(make_comparison(RunConfig(), "lr", "0.1")), "lr": "fast"}
     at = open_page("app_pages/mlp.py", query=link)
     assert any("This link does not describe a comparison" in e.value and "learning rate must be a number" in e.value
                for e in at.error)
+
+
+def test_a_link_in_korean_keeps_its_language_across_pages():
+    link = {**to_query_params(make_comparison(RunConfig(), "lr", "0.1")), "lang": "ko"}
+    at = open_page("app_pages/mlp.py", query=link)
+    assert at.selectbox(key="lab.lang").value == "ko" and at.query_params["lang"] == ["ko"] or \
+        at.query_params["lang"] == "ko"
+    at.switch_page("app_pages/draw.py").run()
+    assert at.selectbox(key="lab.lang").value == "ko"
+    at.selectbox(key="lab.lang").set_value("en").run()
+    assert at.selectbox(key="lab.lang").value == "en" and "lang" not in at.query_params
 
 
 def test_bf16_is_offered_only_where_native_and_says_why_not(monkeypatch):
@@ -221,12 +363,24 @@ def test_cnn_invalid_value_is_an_error_while_the_other_value_runs():
     assert "filter size = 28" in error.value and "cannot work" in error.value
     flow = next(df.value for df in at.dataframe if "layer" in df.value.columns)
     assert list(flow.columns) == ["layer", "3"] and flow["3"].iloc[1] == "32 × 26 × 26"
+    assert any(e.label.startswith("Concept: Output size of a convolution") for e in at.expander)
 
-    at.button(key="cnn.run").click().run()
-    assert not at.exception
+    run_and_wait(at, "cnn")
     assert timing_table(at)["value"].tolist() == ["3"]
     assert len(at.error) == 1  # still only the 28's error
     assert any("Confusion matrix" in json.dumps(s) for s in chart_specs(at))
+
+
+def test_a_fashion_mnist_comparison_names_its_dataset_and_classes():
+    at = open_page("app_pages/mlp.py")
+    at.selectbox(key="mlp.cfg.dataset").set_value("fashion-mnist").run()
+    set_mlp(at, "0.01", seed=17)
+    assert at.title[0].value == "MLP on Fashion-MNIST: compare hyperparameters"
+    assert at.query_params["dataset"] in ("fashion-mnist", ["fashion-mnist"])  # part of the link
+    run_and_wait(at)
+    assert any("of Fashion-MNIST after each epoch" in c.value for c in at.caption)
+    matrix = next(s for s in chart_specs(at) if "Confusion matrix" in json.dumps(s))
+    assert "Ankle boot" in json.dumps(matrix) and "True class" in json.dumps(matrix)
 
 
 def digit_png(mnist, index: int) -> bytes:
@@ -242,11 +396,14 @@ def test_draw_page_trains_a_starter_and_reads_an_uploaded_digit(mnist, tmp_path,
     from app_pages import shared
     monkeypatch.setattr("mnist_core.cache.CACHE_DIR", tmp_path)  # an empty cache: the page offers a starter model
     shared.run_cache.clear()
+    shared.job_service.clear()  # a service that stores into that cache
     try:
         at = open_page("app_pages/draw.py")
         assert any("No trained model yet" in i.value for i in at.info)
         at.button(key="draw.train_starter").click().run()
         assert not at.exception
+        assert service().wait(job_ids(at), timeout=TIMEOUT)
+        at.run()
         assert len(at.multiselect(key="draw.cfg.runs").value) == 1
         assert any("Draw a digit on the black square" in i.value for i in at.info)
 
@@ -261,22 +418,42 @@ def test_draw_page_trains_a_starter_and_reads_an_uploaded_digit(mnist, tmp_path,
     finally:
         monkeypatch.undo()
         shared.run_cache.clear()
+        shared.job_service.clear()
+
+
+def _fresh_server_resources():
+    from app_pages import shared
+    for resource in (shared.hosting, shared.run_cache, shared.job_service):
+        resource.clear()
 
 
 def test_hosted_mode_refuses_a_request_over_the_cap_and_trains_nothing(monkeypatch):
-    from app_pages import shared
     monkeypatch.setenv("MNIST_LAB_HOSTED", "1")
-    monkeypatch.setenv("MNIST_LAB_MAX_IMAGE_PASSES", "3000")  # 1000 images x 2 epochs x 2 runs = 4000
-    for resource in (shared.hosting, shared.run_cache, shared.training_slots):
-        resource.clear()
+    monkeypatch.setenv("MNIST_LAB_MAX_REQUEST_SECONDS", "1")
+    _fresh_server_resources()
     try:
         at = open_page("app_pages/mlp.py")
-        set_mlp(at, "0.02, 0.002", seed=12)
+        set_mlp(at, "0.02, 0.002", seed=18)
+        at.number_input(key="mlp.cfg.train_size").set_value(20000)  # 2 runs x 50 epochs x 20,000 images: far over 1 s
+        at.number_input(key="mlp.cfg.epochs").set_value(50).run()
         at.button(key="mlp.run").click().run()
         assert not at.exception
-        assert any("4,000 images" in e.value and "allows 3,000" in e.value for e in at.error)
-        assert metric(at, "Already cached") == "0 of 2"
+        assert any("allows 1 s per request" in e.value for e in at.error), [e.value for e in at.error]
+        assert metric(at, "Already cached") == "0 of 2" and not job_ids(at)
     finally:
         monkeypatch.undo()
-        for resource in (shared.hosting, shared.run_cache, shared.training_slots):
-            resource.clear()
+        _fresh_server_resources()
+
+
+def test_a_class_code_is_needed_to_train_but_not_to_watch(monkeypatch):
+    monkeypatch.setenv("MNIST_LAB_CLASS_CODE", "maple-42")
+    try:
+        at = open_page("app_pages/mlp.py")
+        assert at.button(key="mlp.run").disabled and not at.error
+        at.text_input(key="lab.class_code").set_value("maple").run()
+        assert at.button(key="mlp.run").disabled
+        assert any("not this class's code" in e.value for e in at.sidebar.error)
+        at.text_input(key="lab.class_code").set_value("maple-42").run()
+        assert not at.button(key="mlp.run").disabled
+    finally:
+        monkeypatch.undo()
