@@ -34,7 +34,6 @@ def test_a_cnn_whose_image_collapses_is_an_error_for_that_value_only():
     ("kernel_size", "3, 5", "cannot be compared for the MLP"),
     ("lr", "", "at least one value"),
     ("lr", "0.1, 0.1", "repeat"),
-    ("lr", "0.1, fast", "must be a number"),
     ("lr", ", ".join(str(0.001 * i) for i in range(1, 10)), "at most 8"),
 ])
 def test_bad_compare_settings_say_what_is_wrong(param, values, message):
@@ -42,8 +41,21 @@ def test_bad_compare_settings_say_what_is_wrong(param, values, message):
         make_comparison(TINY, param, values)
 
 
+@pytest.mark.parametrize("values", ["abc, -1", "0.01, -1", "fast, 0.1"])
+def test_each_bad_value_is_an_entry_with_its_own_error_and_the_rest_still_run(values):
+    items = entries(make_comparison(TINY, "lr", values))
+    assert [e.label for e in items] == [v.strip() for v in values.split(",")]
+    for entry, typed in zip(items, values.split(",")):
+        bad = typed.strip() in ("abc", "fast", "-1")
+        assert (entry.config is None) == bad and (entry.error is not None) == bad
+        if typed.strip() in ("abc", "fast"):
+            assert entry.error == f"The learning rate must be a number, got '{typed.strip()}'."
+            assert entry.cause is not None and entry.cause.template.startswith("The {setting} must be a number")
+
+
 @pytest.mark.parametrize("comparison", [
     make_comparison(TINY, "lr", "0.1, 0.0003"),
+    make_comparison(TINY, "lr", "abc, 0.001"),  # a bad value stays in the link as typed
     make_comparison(TINY.replace(activations="tanh,gelu"), "activations", "sigmoid,relu; relu,relu"),
     make_comparison(RunConfig(model="cnn", keep_prob=0.75, conv_layers="all"), "stride", "1, 5"),
 ])
