@@ -69,7 +69,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .cache import Cancelled, RunCache
 from .config import RunConfig
@@ -82,6 +82,7 @@ STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 FAIR_SHARE_HALF_LIFE = 15 * 60   # seconds: training time used this long ago counts half
 CANCEL_POLL_SECONDS = 0.2        # how often a Dask worker asks the scheduler whether to stop
+WORKER_POLL_SECONDS = 2.0        # how often a Dask-backed service counts the cluster's worker threads
 KEEP_FINISHED = 500              # finished jobs remembered (for pages that come back to them)
 WORKER_LOST = "The machine training this stopped before it finished; press Run to train it again."
 
@@ -299,11 +300,11 @@ class JobService:
     None for a cluster (each worker's own MNIST_DATA_DIR).
     """
 
-    def __init__(self, executor: cf.Executor, cache: RunCache, data: Any, capacity: int = 1,
+    def __init__(self, executor: cf.Executor, cache: RunCache, data: Any, capacity: int | Callable[[], int] = 1,
                  limits: HostingLimits | None = None, *, gpu_executor: cf.Executor | None = None,
                  client: Any = None, worker_data_dir: str | None = None, fair_share: bool = True,
                  owns: Iterable[Any] = ()):
-        if capacity < 1:
+        if isinstance(capacity, int) and capacity < 1:
             raise ValueError("the service needs at least one training slot")
         self.executor, self.gpu_executor, self.client = executor, gpu_executor, client
         self.cache, self.data, self.capacity = cache, data, capacity
@@ -432,6 +433,11 @@ class JobService:
                     if job.state in ACTIVE:
                         self.cancel(job.id, job.owner)
 
+    def reschedule(self) -> None:
+        """Starts queued jobs if slots have come free (called when workers join a Dask cluster)."""
+        with self._lock:
+            self._dispatch()
+
     def shutdown(self) -> None:
         """close(), waits a few seconds for running jobs to stop, then closes the executors and anything
         the service started (a private local cluster). For commands; a server keeps its service."""
@@ -484,7 +490,8 @@ class JobService:
 
     def _dispatch(self) -> None:
         """Starts queued jobs while slots are free (called with the lock held)."""
-        while self._running < self.capacity and not self._closed:
+        slots = self.capacity() if callable(self.capacity) else self.capacity
+        while self._running < slots and not self._closed:
             line = self._line()
             if not line:
                 return
@@ -590,7 +597,8 @@ def dask_service(address: str, cache: RunCache, data: Any, limits: HostingLimits
     """Trains on a Dask cluster: `address` is a scheduler (tcp://host:8786), or "local" for a private
     cluster of two worker processes on 127.0.0.1 that lives as long as this process.
 
-    `capacity` (jobs at once) defaults to the cluster's worker threads when the service starts. Raises
+    `capacity` (jobs at once) defaults to the cluster's worker threads, counted each time a slot may
+    have come free: a worker the operator adds takes jobs at once, without restarting the app. Raises
     RequestRefused with a one-line message when the scheduler cannot be reached.
     """
     from distributed import Client, LocalCluster
@@ -608,11 +616,30 @@ def dask_service(address: str, cache: RunCache, data: Any, limits: HostingLimits
     except (OSError, TimeoutError) as e:
         raise RequestRefused(f"cannot reach the Dask scheduler at {address} ({e}). Is `dask scheduler` "
                              "running there, and is the address right?") from None
+    slots = [0]
+
+    def count_slots() -> int:  # at least one: with no worker yet, a job waits in Dask for the first to join
+        return max(1, sum(w["nthreads"] for w in client.scheduler_info(n_workers=-1)["workers"].values()))
+
     if capacity is None:
-        capacity = max(1, sum(w["nthreads"] for w in client.scheduler_info()["workers"].values()))
-    return JobService(client.get_executor(pure=False), cache, data, capacity, limits,
-                      gpu_executor=client.get_executor(pure=False, resources={"GPU": 1}), client=client,
-                      worker_data_dir=worker_data_dir, owns=owns)
+        slots[0] = count_slots()
+    service = JobService(client.get_executor(pure=False), cache, data, capacity or (lambda: slots[0]), limits,
+                         gpu_executor=client.get_executor(pure=False, resources={"GPU": 1}), client=client,
+                         worker_data_dir=worker_data_dir, owns=owns)
+
+    def follow_workers() -> None:
+        # Asking the scheduler is a network call: done here, never under the service's lock.
+        while not service._closed:
+            time.sleep(WORKER_POLL_SECONDS)
+            try:
+                slots[0] = count_slots()
+            except Exception:  # the scheduler is away for now: keep the last count
+                continue
+            service.reschedule()
+
+    if capacity is None:
+        threading.Thread(target=follow_workers, name="dask-workers", daemon=True).start()
+    return service
 
 
 def service_from_env(cache: RunCache, data: Any, limits: HostingLimits | None = None,
