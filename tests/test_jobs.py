@@ -2,6 +2,10 @@
 owner cancels, fair share between owners, caps with messages, failures with messages, and nothing
 half-trained in the cache. Real MNIST (small subsets), the real engine and cache, threads as workers."""
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -10,7 +14,7 @@ import torch
 
 from mnist_core.config import RunConfig
 from mnist_core.hosting import HostingLimits
-from mnist_core.jobs import RequestRefused, embedded_service, results_for
+from mnist_core.jobs import RequestRefused, embedded_service, results_for, service_from_env
 from mnist_core.train import train
 
 TINY = dict(train_size=1000, test_size=200, batch_size=50, init="xavier_uniform")
@@ -159,3 +163,27 @@ def test_cached_runs_are_the_engines_own_results(make_service, cache, mnist):
         assert [[getattr(m, f) for f in same] for m in run.epochs] == [[getattr(m, f) for f in same] for m in metrics]
         stored = cache.weights(run.key)
         assert stored.keys() == weights.keys() and all(torch.equal(stored[k], weights[k]) for k in weights)
+
+
+def test_the_app_gets_the_embedded_service_unless_a_scheduler_is_set(cache, mnist):
+    service = service_from_env(cache, mnist, env={"MNIST_LAB_MAX_CONCURRENT": "2"})
+    try:
+        assert service.client is None and service.capacity == 2
+    finally:
+        service.shutdown()
+
+
+def test_ctrl_c_cancels_the_clis_jobs_and_caches_nothing(tmp_path):
+    env = {**os.environ, "MNIST_CACHE_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    argv = ["train", *[f"--{k.replace('_', '-')}={v}" for k, v in LONG.items()], "--json"]
+    p = subprocess.Popen([sys.executable, "-m", "mnist_core", *argv], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    try:
+        wait_until(lambda: list((tmp_path / "runs").glob(".*.lock")) or p.poll() is not None)  # its job holds the key
+        os.kill(p.pid, signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130 and out == "" and err.strip().endswith("cancelled") and "Traceback" not in err
+    assert list((tmp_path / "runs").glob("*.safetensors")) == []
