@@ -318,6 +318,7 @@ class JobService:
         self._by_key: dict[str, str] = {}        # run key -> id of the active job producing it
         self._channels: dict[str, Any] = {}
         self._usage: dict[str, tuple[float, float]] = {}  # owner -> (decayed seconds, as of when)
+        self._storing: set[str] = set()          # jobs whose runs are trained and being stored
         self._running = 0
         self._closed = False
 
@@ -330,6 +331,7 @@ class JobService:
         configs = list(configs)
         device = self.data.device.type
         _, groups = plan(configs, self.data, self.cache)
+        history = self.cache.list() if groups else []  # read before taking the lock: it reads every entry
         with self._lock:
             if self._closed:
                 raise RequestRefused("The training service is shutting down; try again in a minute.")
@@ -348,7 +350,6 @@ class JobService:
                 if todo:
                     todo.sort(key=lambda c: c.epochs)
                     new.append(todo)
-            history = self.cache.list() if new else []
             self._check(new, owner, history)
             created = [self._create(group, owner, device, history) for group in new]
             for job in reused:
@@ -386,8 +387,8 @@ class JobService:
         """Stops the job if `owner` owns it and it has not ended; True if it was stopped."""
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is None or job.owner != owner or job.state not in ACTIVE:
-                return False
+            if job is None or job.owner != owner or job.state not in ACTIVE or job_id in self._storing:
+                return False  # not theirs, over, or trained and being stored: too late to take back
             if job.state == "queued":
                 self._end(job, "cancelled")
             else:
@@ -409,8 +410,8 @@ class JobService:
             places = self._places()
             found = [self._copy(j, places) for j in self._jobs.values()
                      if (owner is None or owner in j.watchers) and (not active_only or j.state in ACTIVE)]
-        return sorted(found, key=lambda j: (STATES.index(j.state) if j.state in ACTIVE else 2,
-                                            j.place or 0, -(j.finished or 0)))
+        return sorted(found, key=lambda j: ({"running": 0, "queued": 1}.get(j.state, 2), j.place or 0,
+                                            -(j.finished or 0)))
 
     def wait(self, job_ids: Iterable[str], timeout: float | None = None) -> bool:
         """Blocks until the jobs have ended (True) or `timeout` seconds passed (False)."""
@@ -518,6 +519,7 @@ class JobService:
         finished = [j for j in self._jobs.values() if j.state not in ACTIVE]
         for old in sorted(finished, key=lambda j: j.finished or 0)[:-KEEP_FINISHED]:
             del self._jobs[old.id]
+            self._seq.pop(old.id, None)
         self._dispatch()
 
     # -- one job, from the server's side -----------------------------------------------------------
@@ -530,7 +532,7 @@ class JobService:
         trained = []
 
         def train_missing(todo: list[int]) -> list[tuple[RunResult, dict]]:
-            future = executor.submit(run_job, spec, channel)
+            future, told = executor.submit(run_job, spec, channel), []
             while True:
                 try:
                     out = future.result(timeout=0.1)
@@ -539,13 +541,14 @@ class JobService:
                     pass
                 finally:
                     self._apply(job, channel.drain())
-                if stopping():
-                    channel.cancel()
-            if stopping():
-                raise Cancelled(f"job {job.id} was cancelled")
+                if stopping() and not told:
+                    channel.cancel()  # the worker sees it within CANCEL_POLL_SECONDS (a step, in-process)
+                    told.append(True)
+            with self._lock:  # from here on the runs are stored whole, and a cancel comes too late
+                if stopping() or out["run"]["status"] == "cancelled":
+                    raise Cancelled(f"job {job.id} was cancelled")
+                self._storing.add(job.id)
             result, snapshots = _unpack(out)
-            if result.status == "cancelled":
-                raise Cancelled(f"job {job.id} was cancelled")
             trained.append(out["worker"])
             return [(result, snapshots)]
 
@@ -563,6 +566,7 @@ class JobService:
             except Exception:
                 pass
         with self._lock:
+            self._storing.discard(job.id)
             if job.state == "cancelled":
                 state, message = "cancelled", None
             if trained:
@@ -660,12 +664,17 @@ def results_for(service: JobService, configs: list[RunConfig], jobs: Iterable[Jo
     """The runs for `configs` once `jobs` have ended, in order: from the cache, marked as trained now
     (cached False, machine["worker"] set) when one of these jobs trained them; None where a run is
     missing (its job failed or was cancelled)."""
-    trained = {key: job for job in jobs for key in job.keys if job.state == "done" and job.trained}
+    done = {key: job for job in jobs for key in job.keys if job.state == "done"}
     out = []
     for config in configs:
         key = service.cache.key_for(config, service.data)
         run = service.cache.get(key)
-        if run is not None and key in trained:
+        job = done.get(key)
+        if run is None and job is not None:  # a shorter value whose longer twin diverged before it: so did it
+            longest = service.cache.get(job.keys[-1])
+            if longest is not None and longest.status == "diverged":
+                run = dataclasses.replace(longest, config=config, epochs=longest.epochs[:config.epochs])
+        if run is not None and job is not None and job.trained:
             run.cached = False
         out.append(run)
     return out
