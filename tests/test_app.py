@@ -243,15 +243,16 @@ def test_draw_page_trains_a_starter_and_reads_an_uploaded_digit(mnist, tmp_path,
 def test_hosted_mode_refuses_a_request_over_the_cap_and_trains_nothing(monkeypatch):
     from app_pages import shared
     monkeypatch.setenv("MNIST_LAB_HOSTED", "1")
-    monkeypatch.setenv("MNIST_LAB_MAX_IMAGE_PASSES", "3000")  # 1000 images x 2 epochs x 2 runs = 4000
+    monkeypatch.setenv("MNIST_LAB_MAX_REQUEST_SECONDS", "1")  # 2 runs x 100 epochs x 1000 images: minutes on a CPU
     for resource in (shared.hosting, shared.run_cache, shared.training_slots):
         resource.clear()
     try:
         at = open_page("app_pages/mlp.py")
         set_mlp(at, "0.02, 0.002", seed=12)
+        at.number_input(key="mlp.cfg.epochs").set_value(100).run()
         at.button(key="mlp.run").click().run()
         assert not at.exception
-        assert any("4,000 images" in e.value and "allows 3,000" in e.value for e in at.error)
+        assert any("allows 1 s per request" in e.value and "fewer epochs" in e.value for e in at.error)
         assert metric(at, "Already cached") == "0 of 2"
     finally:
         monkeypatch.undo()
