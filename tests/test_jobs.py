@@ -12,7 +12,9 @@ import time
 import pytest
 import torch
 
+from mnist_core.compare import machine_label
 from mnist_core.config import RunConfig
+from mnist_core.results import RunResult
 from mnist_core.hosting import HostingLimits
 from mnist_core.jobs import RequestRefused, embedded_service, results_for, service_from_env
 from mnist_core.train import train
@@ -187,3 +189,18 @@ def test_ctrl_c_cancels_the_clis_jobs_and_caches_nothing(tmp_path):
             p.kill()
     assert p.returncode == 130 and out == "" and err.strip().endswith("cancelled") and "Traceback" not in err
     assert list((tmp_path / "runs").glob("*.safetensors")) == []
+
+
+def test_runs_record_where_they_were_trained_and_older_entries_still_read(make_service, cache):
+    service = make_service()
+    config = RunConfig(**TINY, epochs=1, seed=9)
+    (job,) = service.submit([config], owner="ann")
+    assert service.wait([job.id], timeout=120)
+    run = cache.get(job.keys[0])
+    assert run.machine["worker"] == "local" and run.machine["torch"] == torch.__version__
+    assert run.machine["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert machine_label(run.machine).startswith(run.machine["device_name"]) and "worker" not in machine_label(run.machine)
+    assert machine_label({**run.machine, "worker": "tcp://127.0.0.1:4000"}).endswith("worker tcp://127.0.0.1:4000")
+    old = run.to_json()
+    del old["machine"]  # an entry written before runs recorded their machine
+    assert RunResult.from_json(old).machine == {} and machine_label({}) == ""
