@@ -117,7 +117,7 @@ class Job:
     started: float | None = None
     finished: float | None = None
     estimate_seconds: float | None = None  # None: nothing measured for this model on this device yet
-    message: str | None = None    # why it failed, for a student
+    message: str | None = None    # why it failed (or was dropped unwatched), for a student
     worker: str | None = None     # "local" (embedded) or the Dask worker's address; None until it starts
     trained: bool = False         # False when done because another process had stored the runs meanwhile
 
@@ -318,6 +318,7 @@ class JobService:
         self._by_key: dict[str, str] = {}        # run key -> id of the active job producing it
         self._channels: dict[str, Any] = {}
         self._usage: dict[str, tuple[float, float]] = {}  # owner -> (decayed seconds, as of when)
+        self._seen: dict[str, float] = {}        # owner -> when a page last showed them their jobs
         self._storing: set[str] = set()          # jobs whose runs are trained and being stored
         self._running = 0
         self._closed = False
@@ -382,6 +383,22 @@ class JobService:
         for key in job.keys:
             self._by_key[key] = job.id
         return job
+
+    def seen(self, owner: str) -> None:
+        """`owner` is still around (a page calls this each time it shows their jobs). Only matters with
+        MNIST_LAB_ABANDONED_AFTER_SECONDS: a queued job none of whose watchers has been seen for that
+        long is dropped before it starts. A running job always finishes."""
+        with self._lock:
+            self._seen[owner] = time.time()
+
+    def _drop_abandoned(self) -> None:
+        limit = self.limits.abandoned_after_seconds
+        if limit is None:
+            return
+        now = time.time()
+        for job in [j for j in self._jobs.values() if j.state == "queued"]:
+            if all(now - self._seen.get(w, job.submitted) > limit for w in job.watchers):
+                self._record_end(job, "cancelled", "Nobody was watching this any more, so it was not trained.")
 
     def cancel(self, job_id: str, owner: str) -> bool:
         """Stops the job if `owner` owns it and it has not ended; True if it was stopped."""
@@ -492,6 +509,8 @@ class JobService:
     def _dispatch(self) -> None:
         """Starts queued jobs while slots are free (called with the lock held)."""
         slots = self.capacity() if callable(self.capacity) else self.capacity
+        if self._running < slots:
+            self._drop_abandoned()
         while self._running < slots and not self._closed:
             line = self._line()
             if not line:
@@ -504,7 +523,11 @@ class JobService:
             threading.Thread(target=self._drive, args=(job, channel), name=f"job-{job.id}", daemon=True).start()
 
     def _end(self, job: Job, state: str, message: str | None = None) -> None:
-        """Records a job's end and frees its keys and slot (called with the lock held)."""
+        """Records a job's end, frees its keys and slot, starts the next (called with the lock held)."""
+        self._record_end(job, state, message)
+        self._dispatch()
+
+    def _record_end(self, job: Job, state: str, message: str | None) -> None:
         now = time.time()
         if job.id in self._channels:
             self._channels.pop(job.id)
@@ -520,7 +543,6 @@ class JobService:
         for old in sorted(finished, key=lambda j: j.finished or 0)[:-KEEP_FINISHED]:
             del self._jobs[old.id]
             self._seq.pop(old.id, None)
-        self._dispatch()
 
     # -- one job, from the server's side -----------------------------------------------------------
     def _drive(self, job: Job, channel: Any) -> None:

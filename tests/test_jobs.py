@@ -204,3 +204,30 @@ def test_runs_record_where_they_were_trained_and_older_entries_still_read(make_s
     old = run.to_json()
     del old["machine"]  # an entry written before runs recorded their machine
     assert RunResult.from_json(old).machine == {} and machine_label({}) == ""
+
+
+def test_hosted_mode_can_drop_a_queued_job_nobody_watches_any_more(make_service):
+    service = make_service(HostingLimits(hosted=True, abandoned_after_seconds=1))
+    (blocker,) = service.submit([RunConfig(**LONG)], owner="carl")
+    wait_until(lambda: service.job(blocker.id).state == "running")
+    (gone,) = service.submit([RunConfig(**TINY, epochs=1, lr=0.004)], owner="ann")
+    (kept,) = service.submit([RunConfig(**TINY, epochs=1, lr=0.005)], owner="bob")
+    watching = threading.Event()
+
+    def bobs_page():  # bob's page is still open and shows his job every 0.1 s; ann closed her tab
+        while not watching.is_set():
+            service.seen("bob")
+            time.sleep(0.1)
+
+    page = threading.Thread(target=bobs_page)
+    page.start()
+    try:
+        wait_until(lambda: time.time() - gone.submitted > 1.5)
+        service.cancel(blocker.id, "carl")
+        assert service.wait([gone.id, kept.id], timeout=120)
+    finally:
+        watching.set()
+        page.join()
+    dropped = service.job(gone.id)
+    assert dropped.state == "cancelled" and dropped.started is None and "Nobody was watching" in dropped.message
+    assert service.job(kept.id).state == "done"
