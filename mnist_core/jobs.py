@@ -54,6 +54,16 @@ KilledWorker instead, which means the same). We fail rather than retry silently 
 kills its worker (out of memory, say) would otherwise take down every worker in turn.
 
 Jobs live in the server's memory: after a restart they are gone, and `job(id)` answers None.
+
+For pages: build one service per server process with `service_from_env(cache, data)` (embedded, or
+Dask when MNIST_LAB_DASK_SCHEDULER is set); `submit(configs, owner)` (may raise RequestRefused: show
+its message); keep the job ids in the session; each refresh, `seen(owner)` and `job(id)` or
+`jobs(owner=...)` (copies: read freely); `cancel(id, owner)`; once a job is done, read its runs from
+the cache (`results_for`). `jobs()` without an owner is the class view (show no `owner`/`watchers`).
+Hosted settings (hosting.py): MNIST_LAB_MAX_CONCURRENT (slots; with Dask, default: the cluster's
+worker threads, recounted every WORKER_POLL_SECONDS so added workers take jobs), MNIST_LAB_MAX_REQUEST_SECONDS,
+MNIST_LAB_MAX_QUEUED_PER_OWNER, MNIST_LAB_ABANDONED_AFTER_SECONDS (a queued job nobody has `seen` for
+that long is dropped; unset, every job finishes).
 """
 from __future__ import annotations
 
