@@ -130,3 +130,12 @@ def test_a_worker_killed_mid_job_fails_that_job_and_a_retry_succeeds(cluster, mn
         assert [m.epoch for m in cache.get(done.keys[0]).epochs] == [1, 2, 3, 4]
     finally:
         service.shutdown()
+
+
+def test_an_unreachable_scheduler_is_one_line_and_exit_2(capsys, mnist):
+    from mnist_core.cli import main
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    code = main(["train", "--epochs", "1", "--train-size", "500", "--dask", address])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"error: cannot reach the Dask scheduler at {address}")
