@@ -90,13 +90,13 @@ def queue_wait(data) -> dict:
 
 
 def main() -> None:
-    started = time.perf_counter()
+    started, load_at_start = time.perf_counter(), list(os.getloadavg())
     data = load_mnist("cpu")
     results = {"command": "python bench/jobs.py", "overhead": overhead(data), "queue_wait": queue_wait(data)}
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["machine"] = {**machine_info("cpu"), "platform": platform.platform(), "cpu_count": os.cpu_count(),
                           "threads": torch.get_num_threads(), "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
-                          "load_average_at_end": list(os.getloadavg())}
+                          "load_average_at_start": load_at_start, "load_average_at_end": list(os.getloadavg())}
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {RESULTS}")
 
