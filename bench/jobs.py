@@ -7,7 +7,8 @@ Writes bench/jobs_results.json with the machine.
 1. overhead: a 1-epoch run of 2,000 images submitted to the embedded service (a thread of this
    process) and to a Dask LocalCluster of two worker processes on 127.0.0.1, from submit to done
    (the result stored in the cache). Cold: the worker's first job, which loads torch's kernels and
-   MNIST in the worker; warm: the median of later jobs (new seeds, so nothing is cached).
+   MNIST in the worker; warm: the median of later jobs, one at a time, after four more jobs have warmed
+   up every worker (new seeds, so nothing is cached).
 2. queue wait: one training slot; student A submits a 4-value comparison of larger runs, then
    student B one small run. B's wait (submitted -> started) with fair share against first come,
    first served (the same service with fair_share=False), and A's last job's wait for comparison.
@@ -57,6 +58,9 @@ def overhead(data, repeats: int = 5) -> dict:
         service = embedded_service(cache, data) if name == "embedded" else dask_service("local", cache, data)
         try:
             cold = one_job(service, seed=1000)
+            # every worker process loads MNIST on its first job: warm them all up before timing
+            warmups = service.submit([RunConfig(**SMALL, seed=2000 + i) for i in range(4)], owner="bench")
+            assert service.wait([j.id for j in warmups], timeout=600)
             warm = [one_job(service, seed=1001 + i) for i in range(repeats)]
         finally:
             service.shutdown()
