@@ -322,6 +322,7 @@ class JobService:
         self.worker_data_dir, self.fair_share = worker_data_dir, fair_share
         self._owns = list(owns)  # closed by shutdown(): a private cluster, its client
         self._lock = threading.RLock()
+        self._ended = threading.Condition(self._lock)  # notified whenever a job ends
         self._jobs: dict[str, Job] = {}          # every job still remembered, by id
         self._order = itertools.count()          # submission order, for ties
         self._seq: dict[str, int] = {}
@@ -444,13 +445,13 @@ class JobService:
         """Blocks until the jobs have ended (True) or `timeout` seconds passed (False)."""
         ids = list(job_ids)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            with self._lock:  # ended: its state says so and its driver has let go (a cancel takes a moment)
-                if not any(i in self._channels or i in self._jobs and self._jobs[i].state in ACTIVE for i in ids):
-                    return True
-            if deadline is not None and time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
+        with self._ended:  # ended: its state says so and its driver has let go (a cancel takes a moment)
+            while any(i in self._channels or i in self._jobs and self._jobs[i].state in ACTIVE for i in ids):
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._ended.wait(left)
+            return True
 
     def close(self, cancel: bool = True) -> None:
         """Refuses new jobs and (by default) cancels every active one; does not shut the executor down."""
@@ -538,6 +539,7 @@ class JobService:
         self._dispatch()
 
     def _record_end(self, job: Job, state: str, message: str | None) -> None:
+        self._ended.notify_all()
         now = time.time()
         if job.id in self._channels:
             self._channels.pop(job.id)
