@@ -250,11 +250,11 @@ def run_job(spec: JobSpec, channel: LocalChannel | DaskChannel) -> dict[str, Any
         raise JobFailed(WORKER_LOST)
     from safetensors.torch import save
 
-    from .data import load_mnist
+    from .data import load_mnist, loaded
     from .train import resolve_device, train
     try:
         device = resolve_device(spec.device)
-        data = load_mnist(device, spec.data_dir)
+        data = loaded(spec.data_id, device) or load_mnist(device, spec.data_dir)
     except Exception as e:  # DataNotFoundError, DeviceError: the worker's setup, said plainly
         raise JobFailed(f"The machine {worker} cannot train this: {e}") from None
     if data.data_id != spec.data_id:
