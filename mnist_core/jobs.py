@@ -134,9 +134,13 @@ class Job:
     @property
     def progress(self) -> float:
         """Overall fraction done, 0 to 1."""
+        return self.fraction_done(self.config.epochs)
+
+    def fraction_done(self, epochs: int) -> float:
+        """How far along the run of `epochs` epochs among `configs` is, 0 to 1 (a snapshot finishes early)."""
         if self.state == "done":
             return 1.0
-        return min(1.0, (max(self.epoch - 1, 0) + self.fraction) / self.config.epochs)
+        return min(1.0, (max(self.epoch - 1, 0) + self.fraction) / epochs)
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,8 @@ def test_progress_arrives_in_order_and_each_epoch_lands(make_service):
     assert seen == sorted(seen)  # epochs increase; within an epoch the fraction only grows
     assert all(0 < fraction <= 1 for _, fraction, _ in seen)
     assert [m["epoch"] for m in now.epochs] == [1, 2, 3] and all("test_acc" in m for m in now.epochs)
+    halfway = dataclasses.replace(now, state="running", epoch=2, fraction=0.5)
+    assert (halfway.progress, halfway.fraction_done(1)) == (0.5, 1.0) and now.progress == 1.0
 
 
 def test_cached_runs_are_the_engines_own_results(make_service, cache, mnist):
