@@ -1,8 +1,9 @@
 """mnist_core: everything the MNIST hyperparameter lab does, without any UI.
 
 data (MNIST as device tensors) -> config (RunConfig, presets, run_key) -> models (MLP, CNN, shape_flow)
--> train (the engine: every run trains through train.train) -> cache (RunCache) -> sweep
-(comparisons) -> evaluate / preprocess -> compare / charts (for the app) -> hosting -> cli.
+-> train (the engine: every run trains through train.train) -> cache (RunCache) -> sweep (comparisons)
+-> jobs (the training service: queue, fair share, embedded threads or Dask) -> evaluate / preprocess
+-> compare / charts (for the app) -> hosting -> cli.
 
 Names are imported on first use (PEP 562), so `python -m mnist_core cache show KEY` never loads torch.
 """
@@ -15,6 +16,7 @@ _HOME = {
     "MnistData": "data", "load_mnist": "data", "load_dataset": "data", "normalize": "data",
     "build_model": "models", "format_flow": "models", "shape_flow": "models",
     "run_sweep": "sweep",
+    "JobService": "jobs", "RequestRefused": "jobs", "service_from_env": "jobs",
     "EpochMetrics": "results", "RunResult": "results",
     "resolve_device": "train",
 }

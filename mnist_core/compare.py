@@ -226,7 +226,21 @@ def final_frame(items: Sequence[Entry], results: Sequence[RunResult | None]) -> 
 
 
 TIMING_COLUMNS = ["value", "total_s", "s_per_epoch", "steps_per_epoch", "samples_per_s", "batch_size",
-                  "device", "cached", "status", "key"]
+                  "device", "trained_on", "cached", "status", "key"]
+
+
+def machine_label(machine: Mapping[str, str]) -> str:
+    """Where a run was trained, in one line: the same config takes longer on a slower machine."""
+    if not machine:
+        return ""  # cached before runs recorded it
+    label = machine.get("device_name") or machine.get("cpu", "")
+    if machine.get("cpu_capability") and "gpu" not in machine:
+        label += f" ({machine['cpu_capability']})"
+    if machine.get("torch"):
+        label += f", torch {machine['torch'].split('+')[0]}"
+    if machine.get("worker", "local") != "local":
+        label += f", worker {machine['worker']}"
+    return label
 
 
 def timing_frame(items: Sequence[Entry], results: Sequence[RunResult | None]) -> pd.DataFrame:
@@ -239,7 +253,8 @@ def timing_frame(items: Sequence[Entry], results: Sequence[RunResult | None]) ->
                      "s_per_epoch": round(trained / epochs, 2) if epochs else None,
                      "steps_per_epoch": result.steps_per_epoch,
                      "samples_per_s": round(result.config.train_size * epochs / trained) if epochs and trained else None,
-                     "batch_size": result.config.batch_size, "device": result.device, "cached": result.cached,
+                     "batch_size": result.config.batch_size, "device": result.device,
+                     "trained_on": machine_label(result.machine), "cached": result.cached,
                      "status": result.status, "key": result.key})
     return pd.DataFrame(rows, columns=TIMING_COLUMNS)
 

@@ -265,6 +265,14 @@ def load_mnist(device: str | torch.device = "cpu", data_dir: str | Path | None =
     return load_dataset("mnist", device, data_dir)
 
 
+def loaded(data_id: str, device: str | torch.device) -> MnistData | None:
+    """The dataset with this id already in this process's memory on `device`, if any: the job service's
+    in-process workers train on the server's copy rather than read a second one (190 MB)."""
+    device = torch.device(device)
+    with _load_lock:
+        return next((d for d in _loaded.values() if d.data_id == data_id and d.device.type == device.type), None)
+
+
 def synthetic_data(n_train: int = 512, n_test: int = 256, seed: int = 0, device: str = "cpu") -> MnistData:
     """Random MNIST-shaped tensors with a learnable rule, for fast unit tests of the engine."""
     g = torch.Generator().manual_seed(seed)

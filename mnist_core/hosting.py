@@ -28,6 +28,7 @@ class HostingLimits:
     max_concurrent: int = 1                   # trainings at once (the job service's slots)
     max_queued_per_owner: int | None = None   # trainings one owner may have waiting or running
     cache_max_bytes: int | None = None        # the run cache is trimmed, least recently used first, to this size
+    abandoned_after_seconds: int | None = None  # a queued job nobody has watched this long is dropped
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "HostingLimits":
@@ -52,7 +53,9 @@ class HostingLimits:
                    max_concurrent=number("MNIST_LAB_MAX_CONCURRENT", 1) or 1,
                    # one full comparison (8 values) at a time per student
                    max_queued_per_owner=number("MNIST_LAB_MAX_QUEUED_PER_OWNER", 8 if hosted else None),
-                   cache_max_bytes=max_mb * 1024 * 1024 if max_mb else None)
+                   cache_max_bytes=max_mb * 1024 * 1024 if max_mb else None,
+                   # unset: every job finishes, watched or not (its runs serve the next visitor)
+                   abandoned_after_seconds=number("MNIST_LAB_ABANDONED_AFTER_SECONDS", None))
 
     def check(self, to_train: list[RunConfig], history: Iterable[RunResult] = (), device: str = "cpu",
               test_images: int = MNIST_TEST_SIZE) -> str | None:

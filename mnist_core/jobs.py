@@ -54,6 +54,16 @@ KilledWorker instead, which means the same). We fail rather than retry silently 
 kills its worker (out of memory, say) would otherwise take down every worker in turn.
 
 Jobs live in the server's memory: after a restart they are gone, and `job(id)` answers None.
+
+For pages: build one service per server process with `service_from_env(cache, data)` (embedded, or
+Dask when MNIST_LAB_DASK_SCHEDULER is set); `submit(configs, owner)` (may raise RequestRefused: show
+its message); keep the job ids in the session; each refresh, `seen(owner)` and `job(id)` or
+`jobs(owner=...)` (copies: read freely); `cancel(id, owner)`; once a job is done, read its runs from
+the cache (`results_for`). `jobs()` without an owner is the class view (show no `owner`/`watchers`).
+Hosted settings (hosting.py): MNIST_LAB_MAX_CONCURRENT (slots; with Dask, default: the cluster's
+worker threads, recounted every WORKER_POLL_SECONDS so added workers take jobs), MNIST_LAB_MAX_REQUEST_SECONDS,
+MNIST_LAB_MAX_QUEUED_PER_OWNER, MNIST_LAB_ABANDONED_AFTER_SECONDS (a queued job nobody has `seen` for
+that long is dropped; unset, every job finishes).
 """
 from __future__ import annotations
 
@@ -69,7 +79,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .cache import Cancelled, RunCache
 from .config import RunConfig
@@ -82,6 +92,7 @@ STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 FAIR_SHARE_HALF_LIFE = 15 * 60   # seconds: training time used this long ago counts half
 CANCEL_POLL_SECONDS = 0.2        # how often a Dask worker asks the scheduler whether to stop
+WORKER_POLL_SECONDS = 2.0        # how often a Dask-backed service counts the cluster's worker threads
 KEEP_FINISHED = 500              # finished jobs remembered (for pages that come back to them)
 WORKER_LOST = "The machine training this stopped before it finished; press Run to train it again."
 
@@ -116,16 +127,20 @@ class Job:
     started: float | None = None
     finished: float | None = None
     estimate_seconds: float | None = None  # None: nothing measured for this model on this device yet
-    message: str | None = None    # why it failed, for a student
+    message: str | None = None    # why it failed (or was dropped unwatched), for a student
     worker: str | None = None     # "local" (embedded) or the Dask worker's address; None until it starts
     trained: bool = False         # False when done because another process had stored the runs meanwhile
 
     @property
     def progress(self) -> float:
         """Overall fraction done, 0 to 1."""
+        return self.fraction_done(self.config.epochs)
+
+    def fraction_done(self, epochs: int) -> float:
+        """How far along the run of `epochs` epochs among `configs` is, 0 to 1 (a snapshot finishes early)."""
         if self.state == "done":
             return 1.0
-        return min(1.0, (max(self.epoch - 1, 0) + self.fraction) / self.config.epochs)
+        return min(1.0, (max(self.epoch - 1, 0) + self.fraction) / epochs)
 
 
 @dataclass(frozen=True)
@@ -239,11 +254,11 @@ def run_job(spec: JobSpec, channel: LocalChannel | DaskChannel) -> dict[str, Any
         raise JobFailed(WORKER_LOST)
     from safetensors.torch import save
 
-    from .data import DATASETS, load_dataset
+    from .data import DATASETS, load_dataset, loaded
     from .train import resolve_device, train
     try:
         device = resolve_device(spec.device)
-        data = load_dataset(spec.config.dataset, device, spec.data_dir)
+        data = loaded(spec.data_id, device) or load_dataset(spec.config.dataset, device, spec.data_dir)
     except Exception as e:  # DataNotFoundError, DeviceError: the worker's setup, said plainly
         raise JobFailed(f"The machine {worker} cannot train this: {e}") from None
     if data.data_id != spec.data_id:
@@ -301,11 +316,11 @@ class JobService:
     worker reads its own (MNIST_DATA_DIR, FASHION_MNIST_DATA_DIR) and the hashes must agree.
     """
 
-    def __init__(self, executor: cf.Executor, cache: RunCache, data: Any, capacity: int = 1,
+    def __init__(self, executor: cf.Executor, cache: RunCache, data: Any, capacity: int | Callable[[], int] = 1,
                  limits: HostingLimits | None = None, *, gpu_executor: cf.Executor | None = None,
                  client: Any = None, shared_files: bool = False, fair_share: bool = True,
                  owns: Iterable[Any] = ()):
-        if capacity < 1:
+        if isinstance(capacity, int) and capacity < 1:
             raise ValueError("the service needs at least one training slot")
         self.executor, self.gpu_executor, self.client = executor, gpu_executor, client
         self.cache, self.data, self.capacity = cache, data, capacity
@@ -313,12 +328,15 @@ class JobService:
         self.shared_files, self.fair_share = shared_files, fair_share
         self._owns = list(owns)  # closed by shutdown(): a private cluster, its client
         self._lock = threading.RLock()
+        self._ended = threading.Condition(self._lock)  # notified whenever a job ends
         self._jobs: dict[str, Job] = {}          # every job still remembered, by id
         self._order = itertools.count()          # submission order, for ties
         self._seq: dict[str, int] = {}
         self._by_key: dict[str, str] = {}        # run key -> id of the active job producing it
         self._channels: dict[str, Any] = {}
         self._usage: dict[str, tuple[float, float]] = {}  # owner -> (decayed seconds, as of when)
+        self._seen: dict[str, float] = {}        # owner -> when a page last showed them their jobs
+        self._storing: set[str] = set()          # jobs whose runs are trained and being stored
         self._running = 0
         self._closed = False
 
@@ -342,6 +360,7 @@ class JobService:
         data = self.data_for(configs[0].dataset) if configs else self.data
         device = data.device.type
         _, groups = plan(configs, data, self.cache)
+        history = self.cache.list() if groups else []  # read before taking the lock: it reads every entry
         with self._lock:
             if self._closed:
                 raise RequestRefused("The training service is shutting down; try again in a minute.")
@@ -360,7 +379,6 @@ class JobService:
                 if todo:
                     todo.sort(key=lambda c: c.epochs)
                     new.append(todo)
-            history = self.cache.list() if new else []
             self._check(new, owner, history)
             created = [self._create(group, owner, device, history) for group in new]
             for job in reused:
@@ -396,12 +414,28 @@ class JobService:
             self._by_key[key] = job.id
         return job
 
+    def seen(self, owner: str) -> None:
+        """`owner` is still around (a page calls this each time it shows their jobs). Only matters with
+        MNIST_LAB_ABANDONED_AFTER_SECONDS: a queued job none of whose watchers has been seen for that
+        long is dropped before it starts. A running job always finishes."""
+        with self._lock:
+            self._seen[owner] = time.time()
+
+    def _drop_abandoned(self) -> None:
+        limit = self.limits.abandoned_after_seconds
+        if limit is None:
+            return
+        now = time.time()
+        for job in [j for j in self._jobs.values() if j.state == "queued"]:
+            if all(now - self._seen.get(w, job.submitted) > limit for w in job.watchers):
+                self._record_end(job, "cancelled", "Nobody was watching this any more, so it was not trained.")
+
     def cancel(self, job_id: str, owner: str) -> bool:
         """Stops the job if `owner` owns it and it has not ended; True if it was stopped."""
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is None or job.owner != owner or job.state not in ACTIVE:
-                return False
+            if job is None or job.owner != owner or job.state not in ACTIVE or job_id in self._storing:
+                return False  # not theirs, over, or trained and being stored: too late to take back
             if job.state == "queued":
                 self._end(job, "cancelled")
             else:
@@ -423,20 +457,20 @@ class JobService:
             places = self._places()
             found = [self._copy(j, places) for j in self._jobs.values()
                      if (owner is None or owner in j.watchers) and (not active_only or j.state in ACTIVE)]
-        return sorted(found, key=lambda j: (STATES.index(j.state) if j.state in ACTIVE else 2,
-                                            j.place or 0, -(j.finished or 0)))
+        return sorted(found, key=lambda j: ({"running": 0, "queued": 1}.get(j.state, 2), j.place or 0,
+                                            -(j.finished or 0)))
 
     def wait(self, job_ids: Iterable[str], timeout: float | None = None) -> bool:
         """Blocks until the jobs have ended (True) or `timeout` seconds passed (False)."""
         ids = list(job_ids)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            with self._lock:  # ended: its state says so and its driver has let go (a cancel takes a moment)
-                if not any(i in self._channels or i in self._jobs and self._jobs[i].state in ACTIVE for i in ids):
-                    return True
-            if deadline is not None and time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
+        with self._ended:  # ended: its state says so and its driver has let go (a cancel takes a moment)
+            while any(i in self._channels or i in self._jobs and self._jobs[i].state in ACTIVE for i in ids):
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._ended.wait(left)
+            return True
 
     def close(self, cancel: bool = True) -> None:
         """Refuses new jobs and (by default) cancels every active one; does not shut the executor down."""
@@ -446,6 +480,11 @@ class JobService:
                 for job in list(self._jobs.values()):
                     if job.state in ACTIVE:
                         self.cancel(job.id, job.owner)
+
+    def reschedule(self) -> None:
+        """Starts queued jobs if slots have come free (called when workers join a Dask cluster)."""
+        with self._lock:
+            self._dispatch()
 
     def shutdown(self) -> None:
         """close(), waits a few seconds for running jobs to stop, then closes the executors and anything
@@ -499,7 +538,10 @@ class JobService:
 
     def _dispatch(self) -> None:
         """Starts queued jobs while slots are free (called with the lock held)."""
-        while self._running < self.capacity and not self._closed:
+        slots = self.capacity() if callable(self.capacity) else self.capacity
+        if self._running < slots:
+            self._drop_abandoned()
+        while self._running < slots and not self._closed:
             line = self._line()
             if not line:
                 return
@@ -511,7 +553,12 @@ class JobService:
             threading.Thread(target=self._drive, args=(job, channel), name=f"job-{job.id}", daemon=True).start()
 
     def _end(self, job: Job, state: str, message: str | None = None) -> None:
-        """Records a job's end and frees its keys and slot (called with the lock held)."""
+        """Records a job's end, frees its keys and slot, starts the next (called with the lock held)."""
+        self._record_end(job, state, message)
+        self._dispatch()
+
+    def _record_end(self, job: Job, state: str, message: str | None) -> None:
+        self._ended.notify_all()
         now = time.time()
         if job.id in self._channels:
             self._channels.pop(job.id)
@@ -526,7 +573,7 @@ class JobService:
         finished = [j for j in self._jobs.values() if j.state not in ACTIVE]
         for old in sorted(finished, key=lambda j: j.finished or 0)[:-KEEP_FINISHED]:
             del self._jobs[old.id]
-        self._dispatch()
+            self._seq.pop(old.id, None)
 
     # -- one job, from the server's side -----------------------------------------------------------
     def _drive(self, job: Job, channel: Any) -> None:
@@ -539,7 +586,7 @@ class JobService:
         trained = []
 
         def train_missing(todo: list[int]) -> list[tuple[RunResult, dict]]:
-            future = executor.submit(run_job, spec, channel)
+            future, told = executor.submit(run_job, spec, channel), []
             while True:
                 try:
                     out = future.result(timeout=0.1)
@@ -548,13 +595,14 @@ class JobService:
                     pass
                 finally:
                     self._apply(job, channel.drain())
-                if stopping():
-                    channel.cancel()
-            if stopping():
-                raise Cancelled(f"job {job.id} was cancelled")
+                if stopping() and not told:
+                    channel.cancel()  # the worker sees it within CANCEL_POLL_SECONDS (a step, in-process)
+                    told.append(True)
+            with self._lock:  # from here on the runs are stored whole, and a cancel comes too late
+                if stopping() or out["run"]["status"] == "cancelled":
+                    raise Cancelled(f"job {job.id} was cancelled")
+                self._storing.add(job.id)
             result, snapshots = _unpack(out)
-            if result.status == "cancelled":
-                raise Cancelled(f"job {job.id} was cancelled")
             trained.append(out["worker"])
             return [(result, snapshots)]
 
@@ -572,6 +620,7 @@ class JobService:
             except Exception:
                 pass
         with self._lock:
+            self._storing.discard(job.id)
             if job.state == "cancelled":
                 state, message = "cancelled", None
             if trained:
@@ -606,7 +655,8 @@ def dask_service(address: str, cache: RunCache, data: Any, limits: HostingLimits
     """Trains on a Dask cluster: `address` is a scheduler (tcp://host:8786), or "local" for a private
     cluster of two worker processes on 127.0.0.1 that lives as long as this process.
 
-    `capacity` (jobs at once) defaults to the cluster's worker threads when the service starts. Raises
+    `capacity` (jobs at once) defaults to the cluster's worker threads, counted each time a slot may
+    have come free: a worker the operator adds takes jobs at once, without restarting the app. Raises
     RequestRefused with a one-line message when the scheduler cannot be reached.
     """
     from distributed import Client, LocalCluster
@@ -624,11 +674,30 @@ def dask_service(address: str, cache: RunCache, data: Any, limits: HostingLimits
     except (OSError, TimeoutError) as e:
         raise RequestRefused(f"cannot reach the Dask scheduler at {address} ({e}). Is `dask scheduler` "
                              "running there, and is the address right?") from None
+    slots = [0]
+
+    def count_slots() -> int:  # at least one: with no worker yet, a job waits in Dask for the first to join
+        return max(1, sum(w["nthreads"] for w in client.scheduler_info(n_workers=-1)["workers"].values()))
+
     if capacity is None:
-        capacity = max(1, sum(w["nthreads"] for w in client.scheduler_info()["workers"].values()))
-    return JobService(client.get_executor(pure=False), cache, data, capacity, limits,
-                      gpu_executor=client.get_executor(pure=False, resources={"GPU": 1}), client=client,
-                      shared_files=shared_files, owns=owns)
+        slots[0] = count_slots()
+    service = JobService(client.get_executor(pure=False), cache, data, capacity or (lambda: slots[0]), limits,
+                         gpu_executor=client.get_executor(pure=False, resources={"GPU": 1}), client=client,
+                         shared_files=shared_files, owns=owns)
+
+    def follow_workers() -> None:
+        # Asking the scheduler is a network call: done here, never under the service's lock.
+        while not service._closed:
+            time.sleep(WORKER_POLL_SECONDS)
+            try:
+                slots[0] = count_slots()
+            except Exception:  # the scheduler is away for now: keep the last count
+                continue
+            service.reschedule()
+
+    if capacity is None:
+        threading.Thread(target=follow_workers, name="dask-workers", daemon=True).start()
+    return service
 
 
 def service_from_env(cache: RunCache, data: Any, limits: HostingLimits | None = None,
@@ -649,12 +718,17 @@ def results_for(service: JobService, configs: list[RunConfig], jobs: Iterable[Jo
     """The runs for `configs` once `jobs` have ended, in order: from the cache, marked as trained now
     (cached False, machine["worker"] set) when one of these jobs trained them; None where a run is
     missing (its job failed or was cancelled)."""
-    trained = {key: job for job in jobs for key in job.keys if job.state == "done" and job.trained}
+    done = {key: job for job in jobs for key in job.keys if job.state == "done"}
     out = []
     for config in configs:
         key = service.cache.key_for(config, service.data_for(config.dataset))
         run = service.cache.get(key)
-        if run is not None and key in trained:
+        job = done.get(key)
+        if run is None and job is not None:  # a shorter value whose longer twin diverged before it: so did it
+            longest = service.cache.get(job.keys[-1])
+            if longest is not None and longest.status == "diverged":
+                run = dataclasses.replace(longest, config=config, epochs=longest.epochs[:config.epochs])
+        if run is not None and job is not None and job.trained:
             run.cached = False
         out.append(run)
     return out

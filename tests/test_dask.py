@@ -20,7 +20,7 @@ distributed = pytest.importorskip("distributed", reason="distributed (Dask) is n
 
 from mnist_core.cache import RunCache  # noqa: E402
 from mnist_core.config import RunConfig  # noqa: E402
-from mnist_core.jobs import WORKER_LOST, dask_service  # noqa: E402
+from mnist_core.jobs import WORKER_LOST, service_from_env  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEP = ["sweep", "--param", "lr", "--values", "0.01,0.001", "--epochs", "1", "--train-size", "1000",
@@ -107,7 +107,7 @@ def test_a_sweep_on_two_workers_lands_in_the_cli_cache_and_equals_the_embedded_r
 def test_a_worker_killed_mid_job_fails_that_job_and_a_retry_succeeds(cluster, mnist, tmp_path):
     address, workers = cluster
     cache = RunCache(tmp_path / "runs")
-    service = dask_service(address, cache, mnist)
+    service = service_from_env(cache, mnist, env={"MNIST_LAB_DASK_SCHEDULER": address})  # as the app builds it
     try:
         config = RunConfig(train_size=5000, test_size=200, batch_size=10, epochs=4, init="xavier_uniform", seed=3)
         (job,) = service.submit([config], owner="ann")
@@ -130,3 +130,12 @@ def test_a_worker_killed_mid_job_fails_that_job_and_a_retry_succeeds(cluster, mn
         assert [m.epoch for m in cache.get(done.keys[0]).epochs] == [1, 2, 3, 4]
     finally:
         service.shutdown()
+
+
+def test_an_unreachable_scheduler_is_one_line_and_exit_2(capsys, mnist):
+    from mnist_core.cli import main
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    code = main(["train", "--epochs", "1", "--train-size", "500", "--dask", address])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"error: cannot reach the Dask scheduler at {address}")

@@ -2,15 +2,21 @@
 owner cancels, fair share between owners, caps with messages, failures with messages, and nothing
 half-trained in the cache. Real MNIST (small subsets), the real engine and cache, threads as workers."""
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 import torch
 
+from mnist_core.compare import machine_label
 from mnist_core.config import RunConfig
+from mnist_core.results import RunResult
 from mnist_core.hosting import HostingLimits
-from mnist_core.jobs import RequestRefused, embedded_service, results_for
+from mnist_core.jobs import RequestRefused, embedded_service, results_for, service_from_env
 from mnist_core.train import train
 
 TINY = dict(train_size=1000, test_size=200, batch_size=50, init="xavier_uniform")
@@ -144,6 +150,8 @@ def test_progress_arrives_in_order_and_each_epoch_lands(make_service):
     assert seen == sorted(seen)  # epochs increase; within an epoch the fraction only grows
     assert all(0 < fraction <= 1 for _, fraction, _ in seen)
     assert [m["epoch"] for m in now.epochs] == [1, 2, 3] and all("test_acc" in m for m in now.epochs)
+    halfway = dataclasses.replace(now, state="running", epoch=2, fraction=0.5)
+    assert (halfway.progress, halfway.fraction_done(1)) == (0.5, 1.0) and now.progress == 1.0
 
 
 def test_cached_runs_are_the_engines_own_results(make_service, cache, mnist):
@@ -159,3 +167,69 @@ def test_cached_runs_are_the_engines_own_results(make_service, cache, mnist):
         assert [[getattr(m, f) for f in same] for m in run.epochs] == [[getattr(m, f) for f in same] for m in metrics]
         stored = cache.weights(run.key)
         assert stored.keys() == weights.keys() and all(torch.equal(stored[k], weights[k]) for k in weights)
+
+
+def test_the_app_gets_the_embedded_service_unless_a_scheduler_is_set(cache, mnist):
+    service = service_from_env(cache, mnist, env={"MNIST_LAB_MAX_CONCURRENT": "2"})
+    try:
+        assert service.client is None and service.capacity == 2
+    finally:
+        service.shutdown()
+
+
+def test_ctrl_c_cancels_the_clis_jobs_and_caches_nothing(tmp_path):
+    env = {**os.environ, "MNIST_CACHE_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    argv = ["train", *[f"--{k.replace('_', '-')}={v}" for k, v in LONG.items()], "--json"]
+    p = subprocess.Popen([sys.executable, "-m", "mnist_core", *argv], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    try:
+        wait_until(lambda: list((tmp_path / "runs").glob(".*.lock")) or p.poll() is not None)  # its job holds the key
+        os.kill(p.pid, signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130 and out == "" and err.strip().endswith("cancelled") and "Traceback" not in err
+    assert list((tmp_path / "runs").glob("*.safetensors")) == []
+
+
+def test_runs_record_where_they_were_trained_and_older_entries_still_read(make_service, cache):
+    service = make_service()
+    config = RunConfig(**TINY, epochs=1, seed=9)
+    (job,) = service.submit([config], owner="ann")
+    assert service.wait([job.id], timeout=120)
+    run = cache.get(job.keys[0])
+    assert run.machine["worker"] == "local" and run.machine["torch"] == torch.__version__
+    assert run.machine["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert machine_label(run.machine).startswith(run.machine["device_name"]) and "worker" not in machine_label(run.machine)
+    assert machine_label({**run.machine, "worker": "tcp://127.0.0.1:4000"}).endswith("worker tcp://127.0.0.1:4000")
+    old = run.to_json()
+    del old["machine"]  # an entry written before runs recorded their machine
+    assert RunResult.from_json(old).machine == {} and machine_label({}) == ""
+
+
+def test_hosted_mode_can_drop_a_queued_job_nobody_watches_any_more(make_service):
+    service = make_service(HostingLimits(hosted=True, abandoned_after_seconds=1))
+    (blocker,) = service.submit([RunConfig(**LONG)], owner="carl")
+    wait_until(lambda: service.job(blocker.id).state == "running")
+    (gone,) = service.submit([RunConfig(**TINY, epochs=1, lr=0.004)], owner="ann")
+    (kept,) = service.submit([RunConfig(**TINY, epochs=1, lr=0.005)], owner="bob")
+    watching = threading.Event()
+
+    def bobs_page():  # bob's page is still open and shows his job every 0.1 s; ann closed her tab
+        while not watching.is_set():
+            service.seen("bob")
+            time.sleep(0.1)
+
+    page = threading.Thread(target=bobs_page)
+    page.start()
+    try:
+        wait_until(lambda: time.time() - gone.submitted > 1.5)
+        service.cancel(blocker.id, "carl")
+        assert service.wait([gone.id, kept.id], timeout=120)
+    finally:
+        watching.set()
+        page.join()
+    dropped = service.job(gone.id)
+    assert dropped.state == "cancelled" and dropped.started is None and "Nobody was watching" in dropped.message
+    assert service.job(kept.id).state == "done"
