@@ -55,7 +55,8 @@ FIELDS: dict[str, tuple[str, str, Any, str]] = {
     "batch_size": ("Batch size", "int", (1, MNIST_TRAIN_SIZE, 10, None), "Images per step: smaller = more steps."),
     "train_size": ("Training images", "int", (1, MNIST_TRAIN_SIZE, 1000, None), "Fewer images = faster, less accurate."),
     "test_size": ("Test images per epoch", "int", (100, MNIST_TEST_SIZE, 1000, None),
-                  "Scored after each epoch; fewer = faster curves. Mistakes and the confusion matrix use all 10,000."),
+                  "Scored after each epoch; fewer = faster curves (a fixed sample, balanced across the digits). "
+                  "Mistakes and the confusion matrix use all 10,000."),
     "seed": ("Random seed", "int", (0, 2**31 - 1, 1, None), "Same seed, same run."),
     "precision": ("Precision", "select", PRECISIONS, "bf16 autocasts matmuls where the device supports it."),
 }
