@@ -200,8 +200,12 @@ class RunCache:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
             meta = _read_header(f, st.st_size)
-            if int(meta.get("schema", 1)) > SCHEMA:
-                raise NewerSchema(f"written with cache schema {meta['schema']}, this version reads {SCHEMA}")
+            try:
+                schema = int(meta.get("schema", 1))  # files from before the number was written are schema 1
+            except (TypeError, ValueError) as e:
+                raise CorruptEntry(f"schema {meta.get('schema')!r} is not a number") from e
+            if schema > SCHEMA:
+                raise NewerSchema(f"written with cache schema {schema}, this version reads {SCHEMA}")
             try:
                 result = RunResult.from_json(json.loads(meta["run"]))
             except Exception as e:
