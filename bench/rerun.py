@@ -14,7 +14,9 @@ only the page's own 8 runs cached (the cost of the page itself), then with the c
 times RunCache.list() on a fresh cache object (every header read) and on a warm one (what a page
 view pays), and compare.estimate.
 
-Target: a rerun under 300 ms of server time with 1,000 runs cached. Writes bench/rerun_results.json.
+Target: a rerun under 300 ms of server time with 1,000 runs cached. Writes bench/rerun_results.json
+with the machine and its load average: on a busy shared machine the medians move by 100 ms between
+runs, so compare the two pages' minimums too, and the list/estimate figures, which are the cache's share.
 """
 from __future__ import annotations
 
@@ -133,7 +135,8 @@ def machine() -> dict:
                   if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
         else platform.processor()
     return {"cpu": model, "cores": os.cpu_count(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
+            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
+            "load_average_1min": round(os.getloadavg()[0], 1)}  # a shared machine's noise: compare mins too
 
 
 def main() -> None:
