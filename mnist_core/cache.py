@@ -150,7 +150,8 @@ class RunCache:
     def lock(self, key: str) -> FileLock:
         """The key's lock: one object per key and cache, re-entrant in the thread that holds it, so that
         storing a run inside get_or_train_all takes it again without waiting for itself."""
-        return self._locks.setdefault(key, FileLock(str(self.root / f".{check_key(key)}.lock")))
+        lock = self._locks.get(key)
+        return lock if lock is not None else self._locks.setdefault(key, FileLock(str(self.root / f".{check_key(key)}.lock")))
 
     def _report(self, message: str) -> None:
         log.warning(message)
