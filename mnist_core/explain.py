@@ -224,14 +224,6 @@ def as_maps(array: np.ndarray) -> np.ndarray:
     return padded.reshape(1, -1, side)[:, : math.ceil(array.size / side)]
 
 
-def grid_size(channels: int, height: int, width: int, columns: int | None = None) -> tuple[int, int]:
-    """(height, width) in pixels of the grid `grid` draws for (channels, height, width) maps."""
-    columns = columns or math.ceil(math.sqrt(channels))
-    rows = math.ceil(channels / columns)
-    scale = max(1, TILE // max(height, width))
-    return rows * height * scale + (rows - 1) * GAP, columns * width * scale + (columns - 1) * GAP
-
-
 def grid(maps: np.ndarray, columns: int | None = None) -> np.ndarray:
     """(C, H, W) maps -> one RGB image of C heatmaps on one colour scale (the layer's min to max), so
     that a bright tile means a strong channel, not just a channel strong relative to itself."""
@@ -249,7 +241,8 @@ def grid(maps: np.ndarray, columns: int | None = None) -> np.ndarray:
     # them out row by row, and the last gap is cut off
     tiles = np.pad(tiles, ((0, rows * columns - channels), (0, GAP), (0, GAP), (0, 0)), constant_values=255)
     _, tile_h, tile_w, _ = tiles.shape
-    out = tiles.reshape(rows, columns, tile_h, tile_w, 3).transpose(0, 2, 1, 3, 4).reshape(rows * tile_h, columns * tile_w, 3)
+    out = tiles.reshape(rows, columns, tile_h, tile_w, 3).transpose(0, 2, 1, 3, 4)
+    out = out.reshape(rows * tile_h, columns * tile_w, 3)
     return np.ascontiguousarray(out[:-GAP, :-GAP])
 
 
@@ -298,7 +291,8 @@ def explain_image(config: RunConfig, weights: dict[str, torch.Tensor], image: np
     from .preprocess import to_mnist
     digit = to_mnist(image)
     if digit is None:
-        raise ImageError("no digit found: the image is blank (draw or photograph one digit, dark on light or light on dark)")
+        raise ImageError("no digit found: the image is blank (draw or photograph one digit, dark on light or "
+                         "light on dark)")
     model = load_model(config, weights)
     seen = capture(model, as_input(digit))
     return Explanation(layer_stats(seen), save_pictures(model, seen, out_dir), int(seen.probabilities[0].argmax()))

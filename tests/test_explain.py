@@ -154,7 +154,8 @@ def test_cli_explain_prints_json_and_writes_one_grid_per_layer(capsys, tiny_runs
     with Image.open(out_dir / "filters-conv1-32x3x3.png") as im:
         assert im.size == (6 * 54 + 5 * 2, 6 * 54 + 5 * 2)  # 3x3 filters scaled 18x
 
-    code, out, _ = explain(capsys, "--run", tiny_runs["stride 5"].key, str(tmp_path / "seven.png"), "--out", str(out_dir / "s5"))
+    code, out, _ = explain(capsys, "--run", tiny_runs["stride 5"].key, str(tmp_path / "seven.png"),
+                           "--out", str(out_dir / "s5"))
     assert code == 0
     assert out.splitlines()[0].split() == ["layer", "shape", "mean", "max", "zero_fraction", "saturated_fraction"]
     assert "32 x 6 x 6" in out and "128" in out and "pictures in" in out
@@ -237,8 +238,9 @@ def test_the_draw_page_shows_two_cnns_side_by_side_and_inside_the_mlps(tiny_runs
     assert sum(c.startswith("hidden1 weights of the 16 units") for c in captions) == 2
     titles = [json.loads(chart.proto.spec).get("title") for chart in at.get("vega_lite_chart")]
     assert sum(isinstance(t, str) and t.startswith("fc2 · 10 outputs") for t in titles) == 2
-    assert any(isinstance(t, str) and t.startswith("hidden1 · ") and "saturated" in t for t in titles)
-    assert any(isinstance(t, str) and t.startswith("hidden1 · ") and "dead" in t for t in titles)
+    notes = [m.value for m in at.markdown if m.value.startswith("**hidden")]
+    assert len(notes) == 4 and notes[0].startswith("**hidden1** (relu) · ") and "dead" in notes[0]
+    assert notes[1].startswith("**hidden1** (sigmoid) · ") and "saturated" in notes[1]
 
     at.select_slider(key="draw.cnn.top").set_value("all").run()
     captions = [c for image in at.get("image") for c in image.captions]
@@ -247,5 +249,27 @@ def test_the_draw_page_shows_two_cnns_side_by_side_and_inside_the_mlps(tiny_runs
     at.number_input(key="draw.inside.index").set_value(3).run()
     assert not at.exception and not at.error
     captions = [c for image in at.get("image") for c in image.captions]
-    assert any(c.startswith("test digit 3: a ") for c in captions)
+    assert any(c.startswith("test digit 3, a ") for c in captions)
     assert sum(c.startswith("conv1 · ") for c in captions) == 2
+
+
+def test_a_cnn_stride_comparison_shows_inside_the_inspected_run_next_to_the_other():
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file("../app.py", default_timeout=180)
+    at.run()
+    at.switch_page("app_pages/cnn.py").run()
+    at.number_input(key="cnn.cfg.train_size").set_value(200)
+    at.number_input(key="cnn.cfg.test_size").set_value(100)
+    at.number_input(key="cnn.cfg.epochs").set_value(1)
+    at.number_input(key="cnn.cfg.seed").set_value(41)
+    at.selectbox(key="cnn.cfg.param").set_value("stride").run()
+    at.text_input(key="cnn.cfg.values").set_value("1, 5").run()
+    at.button(key="cnn.run").click().run()
+    assert not at.exception and not at.error
+    assert not any(c.startswith("conv1 · ") for image in at.get("image") for c in image.captions)  # off at first
+    at.toggle(key="cnn.view.inside").set_value(True).run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="cnn.view.inside.other").value == "5"
+    captions = [c for image in at.get("image") for c in image.captions]
+    assert [c.split(" (")[0] for c in captions if c.startswith("conv1 · ")] == ["conv1 · 32x28x28", "conv1 · 32x6x6"]
+    assert "**stride = 1**" in [m.value for m in at.markdown] and "**stride = 5**" in [m.value for m in at.markdown]
