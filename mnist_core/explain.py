@@ -202,7 +202,7 @@ _ANCHORS = np.array([[68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], 
 VIRIDIS = np.stack([np.interp(np.linspace(0, 8, 256), np.arange(9), _ANCHORS[:, c]) for c in range(3)],
                    axis=1).round().astype(np.uint8)
 GAP_COLOUR = 255  # white between the tiles
-TILE = 56  # pixels a map's side is scaled up to (at least), so a 2x2 map is as visible as a 28x28 one
+TILE = 56  # pixels a map's side is scaled up to (at most), so a 2x2 map is as visible as a 28x28 one
 GAP = 2
 
 
@@ -231,7 +231,7 @@ def grid(maps: np.ndarray, columns: int | None = None) -> np.ndarray:
     channels, height, width = maps.shape
     columns = columns or math.ceil(math.sqrt(channels))
     rows = math.ceil(channels / columns)
-    scale = max(1, TILE // max(height, width))
+    scale = max(1, (TILE if channels > 1 else 4 * TILE) // max(height, width))  # a lone map: bigger
     finite = maps[np.isfinite(maps)]
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     tiles = heatmap(maps, low, high)

@@ -153,6 +153,8 @@ def test_cli_explain_prints_json_and_writes_one_grid_per_layer(capsys, tiny_runs
         assert im.size == (6 * 56 + 5 * 2, 6 * 56 + 5 * 2)  # 32 maps in 6 columns, each 28 px scaled 2x
     with Image.open(out_dir / "filters-conv1-32x3x3.png") as im:
         assert im.size == (6 * 54 + 5 * 2, 6 * 54 + 5 * 2)  # 3x3 filters scaled 18x
+    with Image.open(out_dir / "00-input-1x28x28.png") as im, Image.open(out_dir / "08-fc1-625.png") as fc1:
+        assert im.size == (224, 224) and fc1.size == (200, 200)  # a lone map is drawn bigger; 625 units as 25x25
 
     code, out, _ = explain(capsys, "--run", tiny_runs["stride 5"].key, str(tmp_path / "seven.png"),
                            "--out", str(out_dir / "s5"))
