@@ -12,6 +12,7 @@ saturated units of an MLP over a batch, and heatmap grids drawn with numpy and P
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,10 +70,14 @@ def _taps(model: nn.Module) -> list[tuple[str, nn.Module, bool]]:
 def capture(model: nn.Module, x: torch.Tensor) -> Capture:
     """Every layer's output for the normalised images x (N, 1, 28, 28), from hooks on the model's own forward."""
     seen: dict[str, np.ndarray] = {}
+    # The app shares one model object between its sessions' threads: while these hooks are on, another
+    # session's forward pass would run them too. They listen to this thread's forward only.
+    me = threading.get_ident()
 
     def listener(name: str, take_input: bool):
         def hook(module, inputs, output):
-            seen[name] = (inputs[0] if take_input else output).float().cpu().numpy()
+            if threading.get_ident() == me:
+                seen[name] = (inputs[0] if take_input else output).float().cpu().numpy()
         return hook
 
     model.eval()

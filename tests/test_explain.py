@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -64,6 +65,34 @@ def test_the_first_maps_are_conv2d_by_hand_with_the_layers_weights(changes):
     torch.testing.assert_close(torch.from_numpy(seen.layers["conv1"]), torch.relu(by_hand))
     torch.testing.assert_close(torch.from_numpy(seen.layers["pool1"]), F.max_pool2d(torch.relu(by_hand), 2, 2))
     torch.testing.assert_close(torch.from_numpy(first_layer_filters(model)), conv.weight[:, 0].detach())
+
+
+def test_a_forward_pass_in_another_thread_during_a_capture_is_not_captured():
+    # The app shares each model between sessions: another student's prediction may run while hooks are on.
+    model = build_model(TINY_CNN).eval()
+    mine, theirs = (as_input(np.random.default_rng(seed).random((28, 28), dtype=np.float32)) for seed in (1, 2))
+    alone = capture(model, mine)
+
+    answers = []
+
+    def predict_theirs():
+        with torch.inference_mode():
+            answers.append(model(theirs))
+
+    def someone_else_predicts(module, inputs):  # in the middle of our pass, after our conv1 hook ran
+        if threading.current_thread() is threading.main_thread():  # (their pass comes here too)
+            other = threading.Thread(target=predict_theirs)
+            other.start()
+            other.join()
+
+    handle = model.fc2.register_forward_pre_hook(someone_else_predicts)
+    try:
+        during = capture(model, mine)
+    finally:
+        handle.remove()
+    assert len(answers) == 1  # their pass did run, with our hooks on
+    for name in alone.layers:
+        np.testing.assert_array_equal(during.layers[name], alone.layers[name])
 
 
 def two_images() -> torch.Tensor:
