@@ -25,7 +25,9 @@ from torch import nn
 from .config import RunConfig
 from .data import normalize
 from .errors import ImageError
+from .evaluate import load_model
 from .models import CNN, MLP
+from .preprocess import to_mnist
 
 # An activation "saturates" where its curve is flat and its gradient nearly zero: a sigmoid below 0.05
 # or above 0.95 passes on less than a fifth of its steepest gradient. tanh(x) = 2 sigmoid(2x) - 1, so
@@ -292,8 +294,6 @@ class Explanation:
 
 def explain_image(config: RunConfig, weights: dict[str, torch.Tensor], image: np.ndarray, out_dir: Path) -> Explanation:
     """Everything `python -m mnist_core explain` prints and writes, for one image file's pixels."""
-    from .evaluate import load_model
-    from .preprocess import to_mnist
     digit = to_mnist(image)
     if digit is None:
         raise ImageError("no digit found: the image is blank (draw or photograph one digit, dark on light or "

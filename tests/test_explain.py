@@ -192,6 +192,20 @@ def test_cli_explain_prints_json_and_writes_one_grid_per_layer(capsys, tiny_runs
     assert "32 x 6 x 6" in out and "128" in out and "pictures in" in out
 
 
+def test_cli_explain_an_mlp_shows_its_hidden_layers_and_first_layer_weights(capsys, tiny_mlps, tmp_path):
+    a_seven().save(tmp_path / "seven.png")
+    sigmoid = tiny_mlps[1]
+    code, out, err = explain(capsys, "--run", sigmoid.key, str(tmp_path / "seven.png"), "--out", str(tmp_path / "o"),
+                             "--json")
+    assert code == 0, err
+    rows = {r["layer"]: r for r in json.loads(out)}
+    assert list(rows) == ["input", "hidden1", "hidden2", "output", "probabilities"]
+    assert rows["hidden1"]["shape"] == [256] and 0 <= rows["hidden1"]["saturated_fraction"] <= 1
+    assert rows["output"]["saturated_fraction"] is None
+    with Image.open(tmp_path / "o" / "weights-hidden1-256x28x28.png") as im:
+        assert im.size == (16 * 56 + 15 * 2, 16 * 56 + 15 * 2)  # 256 units' 28x28 weights, 16 by 16, scaled 2x
+
+
 def test_cli_explain_bad_input_is_one_line_and_exit_2(capsys, tiny_runs, tmp_path):
     a_seven().save(tmp_path / "seven.png")
     Image.new("L", (60, 60), 255).save(tmp_path / "blank.png")
