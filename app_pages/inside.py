@@ -122,8 +122,11 @@ def inside_section(runs: list[str], digit: np.ndarray | None, data: MnistData, k
         st.image(np.kron(digit, np.ones((3, 3))), clamp=True, width=84,
                  caption=("Nothing drawn yet: " if source == sources[0] else "") +
                  f"test digit {index}, a {int(data.test_y[index])}")
-    cnns = [k for k in runs if k.startswith("cnn-")][:MAX_SIDE_BY_SIDE]
-    mlps = [k for k in runs if k.startswith("mlp-")][:MAX_SIDE_BY_SIDE]
+    cnns = [k for k in runs if k.startswith("cnn-")]
+    mlps = [k for k in runs if k.startswith("mlp-")]
+    if len(cnns) > MAX_SIDE_BY_SIDE or len(mlps) > MAX_SIDE_BY_SIDE:
+        st.caption(f"Side by side: the first {MAX_SIDE_BY_SIDE} CNNs and MLPs of the models chosen above.")
+    cnns, mlps = cnns[:MAX_SIDE_BY_SIDE], mlps[:MAX_SIDE_BY_SIDE]
     if cnns:
         st.subheader("CNN: layer by layer")
         cnn_inside(cnns, digit, key=key)
