@@ -11,7 +11,7 @@ import streamlit as st
 
 from app_pages.shared import OverTheCap, dataset_or_error, keep, restore, run_cache, training_turn
 from mnist_core.report import TEXT as REPORT_TEXT, results_table, section_charts, to_html
-from mnist_core.study import SIZES, Section, build_section, build_study, missing_text, train_runs
+from mnist_core.study import SIZES, Section, build_study, missing_text, train_runs
 
 PAGE_TEXT = {
     "en": {"title": "The seed's study, regenerated",

@@ -282,6 +282,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    # Minutes of training on a possibly shared machine: spin-waiting OpenMP threads slowed such runs 10-100x
+    # (README, Performance). Set before torch loads (the study's imports load it).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from pathlib import Path
     from .report import to_html, to_json, write_markdown
     from .study import SIZES, build_study
