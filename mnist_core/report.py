@@ -73,7 +73,8 @@ def results_table(section: Section) -> pd.DataFrame:
         return finals
     table = finals.merge(timing[["value", "s_per_epoch", "steps_per_epoch"]], on="value", how="left")
     table = table[["value", "status", "epochs", "test_acc", "test_loss", "train_loss", "s_per_epoch", "steps_per_epoch"]]
-    return table.rename(columns={"value": legend_title(section.param)})
+    # "epochs" is also the epoch experiment's compared value: the run's length gets a name of its own
+    return table.rename(columns={"epochs": "epochs_run"}).rename(columns={"value": legend_title(section.param)})
 
 
 # -- HTML ------------------------------------------------------------------------------------------
