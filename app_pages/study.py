@@ -35,7 +35,7 @@ def seed_block(section: Section, lang: str) -> None:
     a, b = section.seed.lines
     with st.expander(f"{t['seed']}: {section.seed.section} (l. {a}–{b})", expanded=False):
         st.markdown(f"{t['setting']}: `{json.dumps(section.seed.setting, ensure_ascii=False)}`")
-        st.markdown("\n".join(f"- „{q.korean}“ (l. {q.line})" + ("" if lang == "ko" else f" — {q.english}")
+        st.markdown("\n".join(f"- “{q.korean}” (l. {q.line})" + ("" if lang == "ko" else f" — {q.english}")
                               for q in section.seed.quotes))
 
 
@@ -72,7 +72,7 @@ def show_section(section: Section, data, cache, lang: str) -> None:
         st.warning(missing_text(section, lang))
         if st.button(PAGE_TEXT[lang]["train"], key=f"study.train.{section.preset.name}"):
             train_section(section, data, cache, lang)
-    charts = section_charts(section)
+    charts = section_charts(section, width=None)
     columns = st.columns(2)
     for i, (_, chart) in enumerate(charts):
         columns[i % 2].altair_chart(chart, width="stretch")
