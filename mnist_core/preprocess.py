@@ -69,9 +69,12 @@ def ink_map(image: np.ndarray) -> np.ndarray:
     gray = a.astype(np.float64) / 255.0
 
     # Paper under a lamp is brighter on one side than the other, often by more than the ink differs
-    # from the paper; a single background level would call the darker side "ink". Subtract a smooth
-    # estimate of the paper instead, then decide whether the ink is the dark or the bright side.
-    residual = gray - background(gray)
+    # from the paper; a single background level would call the darker side "ink". A smooth surface
+    # fitted to the paper follows the light, but not when ink covers half the image (a close crop):
+    # of the two, the estimate that leaves the paper flattest is the paper. Then decide whether the
+    # ink is the dark or the bright side.
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    residual = min(gray - np.median(border), gray - background(gray), key=lambda r: np.median(np.abs(r - np.median(r))))
     dark, bright = np.percentile(residual, [0.5, 99.5])
     if -dark > bright:  # dark ink on light paper: flip so ink is bright, as in MNIST
         residual = -residual
@@ -80,11 +83,12 @@ def ink_map(image: np.ndarray) -> np.ndarray:
     # shadow across the frame) there is often something darker than any ink: a part that runs along
     # the border of the image is set aside and the threshold found again without it.
     # A thin "1" is too few pixels for Otsu to see as a class of its own; it then splits the paper's
-    # noise in two. No threshold inside the noise, then.
-    noise = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+    # noise in two. No threshold inside the noise, then. The noise is measured between neighbouring
+    # pixels: the same on paper and in wide strokes, whichever covers more of the image.
+    noise = 1.4826 * float(np.median(np.abs(np.diff(residual, axis=1)))) / np.sqrt(2)
     aside = np.zeros(gray.shape, dtype=bool)
     for _ in range(3):
-        threshold = max(otsu_threshold(residual[~aside]), float(np.median(residual)) + NOISE_DEVIATIONS * noise)
+        threshold = max(otsu_threshold(residual[~aside]), NOISE_DEVIATIONS * noise)
         keep, edges = digit_parts((residual > threshold) & ~aside)
         if not edges.any():
             break
@@ -150,9 +154,9 @@ def digit_parts(mask: np.ndarray, share: float = 0.1, cells: int = 140) -> tuple
 
     The mask's 8-connected parts are found on a grid of at most `cells` cells along the long side (a
     digit needs no finer one): labels spread as the minimum over neighbours, each cell jumping to its
-    label's label, so a part of any shape is labelled in a few dozen numpy passes. A part that touches
-    the border and spans 90% of the image's width or height is an edge (of the sheet, of a shadow),
-    not a digit. Of the rest, the digit is every part with at least `share` of the largest one's
+    label's label, so a part of any shape is labelled in a few dozen numpy passes. A part that lies
+    along the image's border (for half a side's length, all sides together) is an edge (of the sheet,
+    of a shadow), not a digit. Of the rest, the digit is every part with at least `share` of the largest one's
     pixels: specks are left out, a stroke the threshold broke in two is not."""
     f = -(-max(mask.shape) // cells)
     h, w = -(-mask.shape[0] // f), -(-mask.shape[1] // f)
@@ -173,9 +177,10 @@ def digit_parts(mask: np.ndarray, share: float = 0.1, cells: int = 140) -> tuple
     digit, edges = [], []
     for part in np.unique(labels[grid]):
         rows, cols = np.nonzero(labels == part)
-        on_border = rows.min() == 0 or cols.min() == 0 or rows.max() == h - 1 or cols.max() == w - 1
-        spans = rows.max() - rows.min() + 1 >= 0.9 * h or cols.max() - cols.min() + 1 >= 0.9 * w
-        (edges if on_border and spans and h > 2 and w > 2 else digit).append((part, len(rows)))
+        # A digit cropped close touches the border with a stroke's end or two; a sheet's edge or the
+        # table's corner lies along it.
+        along = ((rows == 0).sum() + (rows == h - 1).sum()) / w + ((cols == 0).sum() + (cols == w - 1).sum()) / h
+        (edges if along >= 0.5 and h > 2 and w > 2 else digit).append((part, len(rows)))
     largest = max((n for _, n in digit), default=0)
     kept = [part for part, n in digit if n >= share * largest]
 

@@ -81,6 +81,23 @@ def test_photos_of_digits_on_paper_read_as_well_as_mnist(mnist, mlp):
     assert photo_acc >= original_acc - 0.03, f"photos {photo_acc:.3f} vs originals {original_acc:.3f}"
 
 
+def test_digits_cropped_close_still_read(mnist, mlp):
+    # A student crops the photo close to the digit: ink covers a third of the image, so most of the
+    # blocks the paper's level is estimated from hold ink too.
+    originals = denormalize(mnist.test_x[:N_PHOTOS]).squeeze(1).numpy()
+    truth = mnist.test_y[:N_PHOTOS].numpy()
+    crops = []
+    for digit in originals:
+        rows, cols = np.nonzero(digit > 0.05)
+        crop = np.pad(digit[rows.min(): rows.max() + 1, cols.min(): cols.max() + 1], 1)  # a pixel of margin
+        crops.append(np.kron(1.0 - crop, np.ones((8, 8))))  # dark ink on white, 8x larger
+    processed = [to_mnist(c) for c in crops]
+    processed = [np.zeros((28, 28)) if p is None else p for p in processed]  # "no digit" counts as a miss
+    original_acc = (predict(mlp, originals).argmax(1) == truth).mean()
+    cropped_acc = (predict(mlp, np.stack(processed)).argmax(1) == truth).mean()
+    assert cropped_acc >= original_acc - 0.03, f"cropped {cropped_acc:.3f} vs originals {original_acc:.3f}"
+
+
 def test_a_photo_of_blank_paper_has_no_digit():
     rng = np.random.default_rng(2)
     for edge in [False, True] * 3:  # the light, paper and noise change from photo to photo
