@@ -139,6 +139,8 @@ def background(gray: np.ndarray, blocks: int = 24) -> np.ndarray:
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     """The level that splits `values` into two classes with the largest between-class variance (Otsu)."""
+    if values.size == 0 or values.min() == values.max():
+        return float(values.max()) if values.size else 0.0  # one class only: nothing lies above it
     counts, edges = np.histogram(values, bins=bins)
     centres = (edges[:-1] + edges[1:]) / 2
     weight = np.cumsum(counts)

@@ -98,11 +98,13 @@ def test_digits_cropped_close_still_read(mnist, mlp):
     assert cropped_acc >= original_acc - 0.03, f"cropped {cropped_acc:.3f} vs originals {original_acc:.3f}"
 
 
-def test_a_photo_of_blank_paper_has_no_digit():
+def test_a_photo_of_blank_paper_or_a_uniform_image_has_no_digit():
     rng = np.random.default_rng(2)
     for edge in [False, True] * 3:  # the light, paper and noise change from photo to photo
         # the dark table beyond the sheet's edge is no digit either
         assert to_mnist(load_image_bytes(blank_photo(rng, edge))) is None
+    for level in (0, 128, 255):  # and a uniform image, of any grey
+        assert to_mnist(np.full((480, 640), level, dtype=np.uint8)) is None
 
 
 def test_a_tall_digit_keeps_all_its_ink_in_the_frame():
