@@ -103,7 +103,8 @@ def final_accuracy_chart(frame: pd.DataFrame, legend_title: str = "value") -> al
     # differences between 95% and 98% are what the student came to see.
     y = alt.Y("test_acc:Q", title="test accuracy", scale=alt.Scale(domain=domain, clamp=True),
               axis=alt.Axis(format=accuracy_format(domain), tickCount=5))
-    tooltip = [alt.Tooltip("series:N", title=legend_title), alt.Tooltip("test_acc:Q", title="test accuracy", format=".2%"),
+    tooltip = [alt.Tooltip("series:N", title=legend_title),
+               alt.Tooltip("test_acc:Q", title="test accuracy", format=".2%"),
                alt.Tooltip("epochs:Q"), alt.Tooltip("status:N")]
     base = alt.Chart(frame).encode(x=x, y=y, tooltip=tooltip)
     bars = base.mark_bar(clip=True).encode(color=_color(frame, legend_title))
@@ -152,7 +153,8 @@ def probability_chart(frame: pd.DataFrame, title: str = "") -> alt.Chart:
         x=alt.X("probability:Q", title=None, scale=alt.Scale(domain=[0, 1]),
                 axis=alt.Axis(format=".0%", values=[0, 0.5, 1], grid=True)),
         tooltip=[alt.Tooltip("digit:O"), alt.Tooltip("probability:Q", format=".2%")])
-    bars = base.mark_bar().encode(color=alt.condition(alt.datum.digit == top, alt.value("#e45756"), alt.value("#9ecae9")))
+    predicted = alt.condition(alt.datum.digit == top, alt.value("#e45756"), alt.value("#9ecae9"))
+    bars = base.mark_bar().encode(color=predicted)
     # "<1%" rather than a rounded "0%" beside a "100%": the model is never exactly certain.
     labels = base.transform_calculate(
         label="datum.probability < 0.005 ? '<1%' : format(datum.probability, '.0%')",

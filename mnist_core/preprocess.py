@@ -74,18 +74,19 @@ def ink_map(image: np.ndarray) -> np.ndarray:
     # of the two, the estimate that leaves the paper flattest is the paper. Then decide whether the
     # ink is the dark or the bright side.
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    residual = min(gray - np.median(border), gray - background(gray), key=lambda r: np.median(np.abs(r - np.median(r))))
+    spread = lambda r: np.median(np.abs(r - np.median(r)))  # noqa: E731
+    residual = min(gray - np.median(border), gray - background(gray), key=spread)
     dark, bright = np.percentile(residual, [0.5, 99.5])
     if -dark > bright:  # dark ink on light paper: flip so ink is bright, as in MNIST
         residual = -residual
 
-    # Otsu's threshold splits paper from ink. Beyond the paper (the table past the sheet's edge, a
-    # shadow across the frame) there is often something darker than any ink: a part that runs along
-    # the border of the image is set aside and the threshold found again without it.
-    # A thin "1" is too few pixels for Otsu to see as a class of its own; it then splits the paper's
-    # noise in two. No threshold inside the noise, then. The noise is measured between neighbouring
-    # pixels: the same on paper and in wide strokes, whichever covers more of the image.
+    # Otsu's threshold splits paper from ink, but never inside the paper's noise: a thin "1" is too few
+    # pixels for Otsu to see as a class of its own, and it then splits the noise in two. The noise is
+    # measured between neighbouring pixels, the same on paper and in wide strokes.
     noise = 1.4826 * float(np.median(np.abs(np.diff(residual, axis=1)))) / np.sqrt(2)
+    # Beyond the paper (the table past the sheet's edge, a shadow across the frame) there is often
+    # something darker than any ink: what runs along the image's border is set aside and the
+    # threshold found again without it.
     aside = np.zeros(gray.shape, dtype=bool)
     for _ in range(3):
         threshold = max(otsu_threshold(residual[~aside]), NOISE_DEVIATIONS * noise)
@@ -148,7 +149,7 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     total, total_mean = weight[-1], mean[-1]
     with np.errstate(divide="ignore", invalid="ignore"):
         between = (total_mean * weight - mean * total) ** 2 / (weight * (total - weight))
-    return float(centres[int(np.nanargmax(between[:-1]))]) if bins > 1 else float(centres[0])
+    return float(centres[int(np.nanargmax(between[:-1]))])
 
 
 def digit_parts(mask: np.ndarray, share: float = 0.1, cells: int = 140) -> tuple[np.ndarray, np.ndarray]:
@@ -158,8 +159,8 @@ def digit_parts(mask: np.ndarray, share: float = 0.1, cells: int = 140) -> tuple
     digit needs no finer one): labels spread as the minimum over neighbours, each cell jumping to its
     label's label, so a part of any shape is labelled in a few dozen numpy passes. A part that lies
     along the image's border (for half a side's length, all sides together) is an edge (of the sheet,
-    of a shadow), not a digit. Of the rest, the digit is every part with at least `share` of the largest one's
-    pixels: specks are left out, a stroke the threshold broke in two is not."""
+    of a shadow), not a digit. Of the rest, the digit is every part with at least `share` of the
+    largest one's pixels: specks are left out, a stroke the threshold broke in two is not."""
     f = -(-max(mask.shape) // cells)
     h, w = -(-mask.shape[0] // f), -(-mask.shape[1] // f)
     grid = np.pad(mask, ((0, h * f - mask.shape[0]), (0, w * f - mask.shape[1])))

@@ -45,7 +45,8 @@ def as_photo(digit: np.ndarray, rng: np.random.Generator, edge: bool | None = No
         table[[np.s_[:strip, :], np.s_[-strip:, :], np.s_[:, :strip], np.s_[:, -strip:]][side]] = True
         reflect = np.where(table, rng.uniform(0.05, 0.2), reflect)
     photo = light * reflect * 255
-    photo = Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(rng.uniform(0.6, 1.5)))
+    photo = Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8))
+    photo = photo.filter(ImageFilter.GaussianBlur(rng.uniform(0.6, 1.5)))  # slightly out of focus
     noisy = np.asarray(photo, dtype=np.float64) + rng.normal(0, rng.uniform(3, 8), (HEIGHT, WIDTH))
     # A warm tint, as under a lamp: the JPEG is colour, as a phone's is.
     rgb = np.clip(noisy[..., None] * np.array([1.0, 0.96, 0.88]), 0, 255).astype(np.uint8)
