@@ -25,7 +25,7 @@ METRIC_TITLES = {
 }
 ACCURACY_METRICS = ("train_acc", "test_acc")
 HEIGHT = 300  # the whole chart; the plot area is about 220 px of it
-PROBABILITY_HEIGHT = 220
+PROBABILITY_HEIGHT = 260  # ten rows of about 20 px: every digit label readable
 SCHEME = "tableau10"  # ten clearly different colours; the default blues make 0.1 and 0.01 look alike
 
 
