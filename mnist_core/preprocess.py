@@ -23,6 +23,7 @@ MIN_INK_PIXELS = 4   # fewer than this and there is no digit to read
 MAX_UPLOAD_PIXELS = 25_000_000  # a photo from a phone is ~12 MP; anything far bigger is not a digit to read
 MIN_CONTRAST = 0.04  # ink within 10 grey levels of the paper is not a digit anyone can see
 INK_OVER_NOISE = 6  # and ink must stand this many noise deviations clear of the paper
+NOISE_DEVIATIONS = 4  # paper pixels this far from the paper's level are rare enough to call ink
 WORKING_SIZE = 560   # larger images are shrunk to this first: a digit needs no more to become 20x20
 
 
@@ -68,26 +69,41 @@ def ink_map(image: np.ndarray) -> np.ndarray:
     gray = a.astype(np.float64) / 255.0
 
     # Paper under a lamp is brighter on one side than the other, often by more than the ink differs
-    # from the paper; a single background level would call the darker side "ink". Subtract a smooth
-    # estimate of the paper instead, then decide whether the ink is the dark or the bright side.
-    residual = gray - background(gray)
+    # from the paper; a single background level would call the darker side "ink". A smooth surface
+    # fitted to the paper follows the light, but not when ink covers half the image (a close crop):
+    # of the two, the estimate that leaves the paper flattest is the paper. Then decide whether the
+    # ink is the dark or the bright side.
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    spread = lambda r: np.median(np.abs(r - np.median(r)))  # noqa: E731
+    residual = min(gray - np.median(border), gray - background(gray), key=spread)
     dark, bright = np.percentile(residual, [0.5, 99.5])
     if -dark > bright:  # dark ink on light paper: flip so ink is bright, as in MNIST
         residual = -residual
 
-    # Otsu's threshold splits paper from ink; then the ink must stand well clear of the paper's noise,
-    # or there is nothing written (a photo of blank paper would otherwise become a digit of noise).
-    threshold = otsu_threshold(residual)
-    level = float(np.percentile(residual[residual > threshold], 90)) if (residual > threshold).any() else 0.0
-    noise = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+    # Otsu's threshold splits paper from ink, but never inside the paper's noise: a thin "1" is too few
+    # pixels for Otsu to see as a class of its own, and it then splits the noise in two. The noise is
+    # measured between neighbouring pixels, the same on paper and in wide strokes.
+    noise = 1.4826 * float(np.median(np.abs(np.diff(residual, axis=1)))) / np.sqrt(2)
+    # Beyond the paper (the table past the sheet's edge, a shadow across the frame) there is often
+    # something darker than any ink: what runs along the image's border is set aside and the
+    # threshold found again without it.
+    aside = np.zeros(gray.shape, dtype=bool)
+    for _ in range(3):
+        threshold = max(otsu_threshold(residual[~aside]), NOISE_DEVIATIONS * noise)
+        keep, edges = digit_parts((residual > threshold) & ~aside)
+        if not edges.any():
+            break
+        aside |= np.asarray(Image.fromarray(edges.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))) > 0
+    if not keep.any():
+        return np.zeros_like(gray)
+    # The ink must stand well clear of the paper's noise, or there is nothing written (a photo of
+    # blank paper would otherwise become a digit of noise).
+    level = float(np.percentile(residual[keep], 90))
     if level < max(MIN_CONTRAST, INK_OVER_NOISE * noise):
         return np.zeros_like(gray)
-    ink = np.clip(residual / level, 0.0, 1.0)
-    # Specks, the shadow of a finger, the edge of the sheet: keep the digit's own strokes, with a rim
-    # around them for the soft edges the threshold cut off.
-    keep = largest_components(residual > threshold)
-    rim = Image.fromarray(keep.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))
-    return ink * (np.asarray(rim) > 0)
+    # The digit's own strokes, with a rim around them for the soft edges the threshold cut off.
+    rim = np.asarray(Image.fromarray(keep.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))) > 0
+    return np.clip(residual / level, 0.0, 1.0) * rim
 
 
 def background(gray: np.ndarray, blocks: int = 24) -> np.ndarray:
@@ -124,6 +140,8 @@ def background(gray: np.ndarray, blocks: int = 24) -> np.ndarray:
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     """The level that splits `values` into two classes with the largest between-class variance (Otsu)."""
+    if values.size == 0 or values.min() == values.max():
+        return float(values.max()) if values.size else 0.0  # one class only: nothing lies above it
     counts, edges = np.histogram(values, bins=bins)
     centres = (edges[:-1] + edges[1:]) / 2
     weight = np.cumsum(counts)
@@ -131,15 +149,18 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     total, total_mean = weight[-1], mean[-1]
     with np.errstate(divide="ignore", invalid="ignore"):
         between = (total_mean * weight - mean * total) ** 2 / (weight * (total - weight))
-    return float(centres[int(np.nanargmax(between[:-1]))]) if bins > 1 else float(centres[0])
+    return float(centres[int(np.nanargmax(between[:-1]))])
 
 
-def largest_components(mask: np.ndarray, share: float = 0.1, cells: int = 140) -> np.ndarray:
-    """The 8-connected parts of `mask` with at least `share` of the largest part's pixels.
+def digit_parts(mask: np.ndarray, share: float = 0.1, cells: int = 140) -> tuple[np.ndarray, np.ndarray]:
+    """The digit in `mask`, and what runs along the image's border, as two masks.
 
-    Parts are found on a grid of at most `cells` cells along the long side (a digit needs no finer one):
-    labels spread as the minimum over neighbours, each cell jumping to its label's label, so a part of
-    any shape is labelled in a few dozen numpy passes."""
+    The mask's 8-connected parts are found on a grid of at most `cells` cells along the long side (a
+    digit needs no finer one): labels spread as the minimum over neighbours, each cell jumping to its
+    label's label, so a part of any shape is labelled in a few dozen numpy passes. A part that lies
+    along the image's border (for half a side's length, all sides together) is an edge (of the sheet,
+    of a shadow), not a digit. Of the rest, the digit is every part with at least `share` of the
+    largest one's pixels: specks are left out, a stroke the threshold broke in two is not."""
     f = -(-max(mask.shape) // cells)
     h, w = -(-mask.shape[0] // f), -(-mask.shape[1] // f)
     grid = np.pad(mask, ((0, h * f - mask.shape[0]), (0, w * f - mask.shape[1])))
@@ -155,11 +176,21 @@ def largest_components(mask: np.ndarray, share: float = 0.1, cells: int = 140) -
         if np.array_equal(spread, labels):
             break
         labels = spread
-    ids, sizes = np.unique(labels[grid], return_counts=True)
-    if len(ids) == 0:
-        return mask
-    kept = np.isin(labels, ids[sizes >= share * sizes.max()])
-    return np.repeat(np.repeat(kept, f, axis=0), f, axis=1)[:mask.shape[0], :mask.shape[1]] & mask
+
+    digit, edges = [], []
+    for part in np.unique(labels[grid]):
+        rows, cols = np.nonzero(labels == part)
+        # A digit cropped close touches the border with a stroke's end or two; a sheet's edge or the
+        # table's corner lies along it.
+        along = ((rows == 0).sum() + (rows == h - 1).sum()) / w + ((cols == 0).sum() + (cols == w - 1).sum()) / h
+        (edges if along >= 0.5 and h > 2 and w > 2 else digit).append((part, len(rows)))
+    largest = max((n for _, n in digit), default=0)
+    kept = [part for part, n in digit if n >= share * largest]
+
+    def full(parts: list[int]) -> np.ndarray:
+        small = np.isin(labels, parts)
+        return np.repeat(np.repeat(small, f, axis=0), f, axis=1)[:mask.shape[0], :mask.shape[1]] & mask
+    return full(kept), full([part for part, _ in edges])
 
 
 def to_mnist(image: np.ndarray) -> np.ndarray | None:

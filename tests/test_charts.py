@@ -70,9 +70,10 @@ def test_unknown_metric_is_refused():
 
 def finals(accuracies=(0.97, 0.95)) -> pd.DataFrame:
     n = len(accuracies)
-    return pd.DataFrame({"value": [str(10 ** (i + 1)) for i in range(n)], "series": [str(10 ** (i + 1)) for i in range(n)],
-                         "order": list(range(n)), "status": ["ok"] * n, "epochs": [15] * n, "test_acc": list(accuracies),
-                         "test_loss": [0.1] * n, "train_loss": [0.1] * n})
+    values = [str(10 ** (i + 1)) for i in range(n)]  # batch sizes 10, 100, ...
+    return pd.DataFrame({"value": values, "series": values, "order": list(range(n)), "status": ["ok"] * n,
+                         "epochs": [15] * n, "test_acc": list(accuracies), "test_loss": [0.1] * n,
+                         "train_loss": [0.1] * n})
 
 
 def test_final_accuracy_bars_keep_the_order_on_an_axis_fitted_to_the_accuracies():
@@ -115,7 +116,8 @@ def test_charts_are_tall_with_the_legend_beside_the_plot_and_a_tooltip_on_every_
     spec = build().to_dict()
     assert spec["height"] >= 260  # the whole chart; the plot area was ~60 px when legends sat underneath
     drawn = layers(spec)
-    legends = [layer["encoding"]["color"]["legend"] for layer in drawn if "legend" in layer.get("encoding", {}).get("color", {})]
+    colors = [layer["encoding"]["color"] for layer in drawn if "color" in layer.get("encoding", {})]
+    legends = [color["legend"] for color in colors if "legend" in color]
     assert legends and all(legend["orient"] == "right" for legend in legends)
     for layer in drawn:
         mark = layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]
@@ -152,7 +154,7 @@ def test_probability_bars_highlight_the_predicted_digit():
     assert len(rows(spec)) == 10
     bars, labels = spec["layer"]
     assert bars["encoding"]["color"]["condition"]["test"] == "(datum.digit === 7)"
-    assert bars["encoding"]["y"]["scale"]["domain"] == [0, 1]
+    assert bars["encoding"]["x"]["scale"]["domain"] == [0, 1]
     assert spec["height"] >= 200
 
 
@@ -161,8 +163,9 @@ def test_probability_chart_labels_every_digit_and_writes_each_probability():
     probs[3] = 1.0  # the seed's init: "100% sure"
     spec = probability_chart(probability_table(probs)).to_dict()
     bars, labels = spec["layer"]
-    x = bars["encoding"]["x"]
-    assert x["scale"]["domain"] == list(range(10)) and x["axis"]["values"] == list(range(10))
+    digit = bars["encoding"]["y"]  # one row per digit: ten labels fit a narrow column
+    assert digit["field"] == "digit" and digit["scale"]["domain"] == list(range(10))
+    assert digit["axis"]["values"] == list(range(10)) and digit["axis"]["labelOverlap"] is False
     assert labels["mark"]["type"] == "text" and labels["encoding"]["text"]["field"] == "label"
     assert "'<1%'" in labels["transform"][0]["calculate"]  # not a rounded "0%" beside the "100%"
     assert bars["encoding"]["tooltip"]
