@@ -363,7 +363,7 @@ def test_cnn_invalid_value_is_an_error_while_the_other_value_runs():
     assert "filter size = 28" in error.value and "cannot work" in error.value
     flow = next(df.value for df in at.dataframe if "layer" in df.value.columns)
     assert list(flow.columns) == ["layer", "3"] and flow["3"].iloc[1] == "32 × 26 × 26"
-    assert any(e.label.startswith("Concept: Output size of a convolution") for e in at.expander)
+    assert any("Output size of a convolution" in m.value for m in at.markdown)  # beside the shape flow
 
     run_and_wait(at, "cnn")
     assert timing_table(at)["value"].tolist() == ["3"]
