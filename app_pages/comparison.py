@@ -17,11 +17,14 @@ link shows whatever of it is cached at once and trains nothing until the visitor
 """
 from __future__ import annotations
 
+import functools
+import io
 import json
 import logging
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from mnist_core import PRESETS, ConfigError, RunConfig
@@ -48,7 +51,7 @@ QUICK_LOOK_SIZE = 5_000
 QUICK_LOOK_TEST_SIZE = 2_000  # a quick CNN epoch would otherwise spend most of its time scoring 10,000 test images
 PRESET_BUTTONS = {"mlp-lr": N_("Learning rate"), "mlp-epochs": N_("Epochs"), "mlp-batch": N_("Batch size"),
                   "mlp-activation": N_("Activations"), "cnn-stride": N_("Stride"), "cnn-filter": N_("Filter size")}
-WATCH_SECONDS = 1.0  # how often the watcher asks the service: live enough, and one light rerun of a fragment
+WATCH_SECONDS = 2.0  # how often the watcher asks the service: live enough; each rerun of it costs the server time
 
 # The sidebar's widgets, per config field: (label, kind, options or (min, max, step, format), help).
 # The bounds are the config's own (config._validate), so a widget never holds a value the page refuses.
@@ -282,6 +285,9 @@ def comparison_page(model: str) -> None:
     keys = [cache.key_for(e.config, data) for e in valid]
     jobs = remembered_jobs(scope, keys)
     plan_section(model, comparison, items, valid, data, cache, jobs, scope, _)
+    if scope in st.session_state.get("lab.asked", ()) and not st.session_state.get("lab.jobs", {}).get(scope):
+        # Run found it all cached (a classmate's training of it may have ended just then)
+        st.info(_("Everything was already in the cache: nothing to train."))
     ended_messages(jobs, _)
     if any(job.state in ACTIVE for job in jobs):
         watcher(scope, keys, {k: e.label for e, k in zip(valid, keys)}, model, param_title)
@@ -334,7 +340,8 @@ def plan_section(model: str, comparison: Comparison, items: list[Entry], valid: 
         basis += " " + _("An epochs comparison trains only its longest run; the shorter ones are its first epochs.")
     st.caption(basis + " " + _("Training goes on while you change settings or visit other pages."))
     for topic in FOR_PARAM.get(comparison.param, ()):
-        concept_note(topic, _, None)
+        if topic != "conv_size" or model != "cnn":  # the CNN's is beside the shape-flow table, just below
+            concept_note(topic, _, None)
     if model == "cnn" and valid:
         with st.expander(_("Shape flow: the image's shape after each layer")):
             st.dataframe(shape_flow_frame(items).rename(columns={"layer": _("layer")}), hide_index=True,
@@ -352,6 +359,7 @@ def submit(scope: str, configs: list[RunConfig], _: Translator) -> None:
         st.error(_.error(e))
         return
     remember(scope, jobs)
+    st.session_state.setdefault("lab.asked", set()).add(scope)
     st.rerun()  # from the top: the watcher shows the new jobs, the Run button says it is training
 
 
@@ -404,8 +412,19 @@ def watcher(scope: str, keys: list[str], names: dict[str, str], model: str, para
                 cancel.caption(_("started by someone else"))
         frame = live_frame(jobs, names)
         if len(frame):
-            st.altair_chart(metric_chart(frame, "train_loss", log_scale=restore(f"{model}.view.log", model == "mlp"),
-                                         legend_title=param_title, text=_), width="stretch")
+            log_scale = restore(f"{model}.view.log", model == "mlp")
+            st.vega_lite_chart(json.loads(live_spec(frame.to_csv(index=False), log_scale, param_title, _.lang)),
+                               width="stretch")
+
+
+@functools.lru_cache(maxsize=256)
+def live_spec(csv: str, log_scale: bool, legend_title: str, lang: str) -> str:
+    """The live loss chart's Vega-Lite spec, built once per new epoch rather than at every watcher rerun:
+    building and validating an Altair chart costs a few hundred ms on a busy server, five watching sessions
+    then take the training thread's time (measured with bench/server_memory.py's five sessions)."""
+    frame = pd.read_csv(io.StringIO(csv), dtype={"value": str, "series": str})
+    return json.dumps(metric_chart(frame, "train_loss", log_scale=log_scale, legend_title=legend_title,
+                                   text=Translator(lang)).to_dict())
 
 
 def live_frame(jobs: list[Job], names: dict[str, str]):
@@ -506,14 +525,14 @@ def results_section(model: str, comparison: Comparison, items: list[Entry], resu
     st.subheader(_("Time"))
     by_key = {r.key: r for r in results if r is not None}
     timing = timing.assign(machine=[machine_text(by_key[k], _) if k in by_key else "" for k in timing["key"]])
-    left, right = st.columns([3, 2])
-    left.dataframe(timing.drop(columns=["status", "key"]), hide_index=True, width="stretch", column_config={
+    st.dataframe(timing.drop(columns=["status", "key", "device"]), hide_index=True, width="stretch", column_config={
         "value": param_title, "total_s": st.column_config.NumberColumn(_("total (s)"), format="%.1f"),
         "s_per_epoch": st.column_config.NumberColumn(_("s / epoch"), format="%.2f"),
         "steps_per_epoch": _("steps / epoch"),
         "samples_per_s": st.column_config.NumberColumn(_("images / s"), format="%d"),
-        "batch_size": _("batch"), "device": _("device"), "machine": _("trained on"),
+        "batch_size": _("batch"), "machine": st.column_config.TextColumn(_("trained on"), width="large"),
         "cached": st.column_config.CheckboxColumn(_("cached"))})
+    left, right = st.columns([3, 2])
     left.caption(_("Times are from when each run was trained, on the machine named (cached runs keep theirs). Each "
                    "epoch also scores {n} test images. Smaller batches take more steps per epoch, and each step has a "
                    "fixed cost.", n=_.number(min(comparison.base.test_size, MNIST_TEST_SIZE))))

@@ -15,7 +15,7 @@ from mnist_core.evaluate import probability_table
 from mnist_core.explain import (activation_histogram, as_input, capture, first_layer_filters, grid, hidden_stats,
                                 layer_picture, most_activated_units, shape_text)
 from mnist_core.explain_charts import activation_histogram_chart, share_frame, unit_share_chart
-from app_pages.shared import run_cache, trained_model
+from app_pages.shared import run_cache, tr, trained_model
 
 MAX_SIDE_BY_SIDE = 4
 CHANNEL_CHOICES = [4, 8, 16, 32, "all"]
@@ -137,13 +137,15 @@ def inside_section(runs: list[str], digit: np.ndarray | None, data: MnistData, k
 
 def inside_this_run(model: str, runs: dict[str, str], choice: str, param_title: str, data: MnistData) -> None:
     """Under a comparison's "Inspect one run": the run's insides next to another run of the comparison."""
-    if not st.toggle("Inside this run", key=f"{model}.view.inside",
-                     help="Each layer's output for one test digit, next to another run of this comparison."):
+    _ = tr()
+    if not st.toggle(_("Inside this run"), key=f"{model}.view.inside",
+                     help=_("Each layer's output for one test image, next to another run of this comparison.")):
         return
     others = [label for label in runs if label != choice]
     left, right = st.columns(2)
-    other = left.selectbox("Next to", others, key=f"{model}.view.inside.other") if others else None
-    index = right.number_input("Test digit (index)", 0, len(data.test_x) - 1, 0, key=f"{model}.view.inside.index")
+    other = left.selectbox(_("Next to"), others, key=f"{model}.view.inside.other") if others else None
+    index = right.number_input(_("Test image (index)"), 0, len(data.test_x) - 1, 0,
+                               key=f"{model}.view.inside.index")
     image = denormalize(data.test_x[index, 0]).cpu().numpy()
     chosen = [choice] + ([other] if other else [])
     keys, labels = [runs[c] for c in chosen], [f"{param_title} = {c}" for c in chosen]
