@@ -10,13 +10,14 @@ from importlib import import_module
 
 _HOME = {
     "Cancelled": "cache", "RunCache": "cache", "UnknownRunError": "cache",
-    "PRESETS": "config", "ConfigError": "config", "Preset": "config", "RunConfig": "config", "run_key": "config",
+    "PRESETS": "config", "ConfigError": "config", "Preset": "config", "RunConfig": "config", "measured_on": "config",
+    "run_key": "config",
     "DataNotFoundError": "errors", "DeviceError": "errors",
     "MnistData": "data", "load_mnist": "data", "load_dataset": "data", "normalize": "data",
     "build_model": "models", "format_flow": "models", "shape_flow": "models",
     "run_sweep": "sweep",
     "EpochMetrics": "results", "RunResult": "results",
-    "resolve_device": "train",
+    "bf16_native": "train", "resolve_device": "train",
 }
 __all__ = sorted(_HOME)
 

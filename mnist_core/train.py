@@ -76,7 +76,8 @@ def bf16_native(device: str) -> tuple[bool, str]:
         return False, "this GPU has no native bf16 (it needs compute capability 8.0 or newer)"
     if device != "cpu":
         return False, f"bf16 autocast is not used on {device}"
-    if not (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()):
+    flags = [getattr(torch.cpu, name, lambda: False) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if not any(has() for has in flags):
         return False, "this CPU has no native bf16 (AVX512-BF16 or AMX); emulated bf16 is slower than fp32"
     limit = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "")).strip().upper()
     if limit in ONEDNN_WITHOUT_BF16 or not torch.ops.mkldnn._is_mkldnn_bf16_supported():

@@ -56,7 +56,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compare", action="store_true", help="print the deviations from the recorded file")
     args = parser.parse_args()
-    from mnist_core.train import flush_denormals  # noqa: F401  (torch loads here, after the flags)
     import torch
     measured = measure()
     print(f"ATEN_CPU_CAPABILITY={os.environ.get('ATEN_CPU_CAPABILITY', '(native)')}: "

@@ -10,6 +10,8 @@ from mnist_core.compare import (entries, estimate, estimate_seconds, final_frame
                                 make_comparison, metrics_frame, shape_flow_frame, timing_frame, to_query_params)
 from mnist_core.train import EpochMetrics, RunResult
 
+pytestmark = pytest.mark.numerics
+
 TINY = RunConfig(model="mlp", init="xavier_uniform", epochs=2, train_size=512, batch_size=64)
 
 
