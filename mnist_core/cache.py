@@ -150,7 +150,8 @@ class RunCache:
     def lock(self, key: str) -> FileLock:
         """The key's lock: one object per key and cache, re-entrant in the thread that holds it, so that
         storing a run inside get_or_train_all takes it again without waiting for itself."""
-        return self._locks.setdefault(key, FileLock(str(self.root / f".{check_key(key)}.lock")))
+        lock = self._locks.get(key)
+        return lock if lock is not None else self._locks.setdefault(key, FileLock(str(self.root / f".{check_key(key)}.lock")))
 
     def _report(self, message: str) -> None:
         log.warning(message)
@@ -200,8 +201,12 @@ class RunCache:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
             meta = _read_header(f, st.st_size)
-            if int(meta.get("schema", 1)) > SCHEMA:
-                raise NewerSchema(f"written with cache schema {meta['schema']}, this version reads {SCHEMA}")
+            try:
+                schema = int(meta.get("schema", 1))  # files from before the number was written are schema 1
+            except (TypeError, ValueError) as e:
+                raise CorruptEntry(f"schema {meta.get('schema')!r} is not a number") from e
+            if schema > SCHEMA:
+                raise NewerSchema(f"written with cache schema {schema}, this version reads {SCHEMA}")
             try:
                 result = RunResult.from_json(json.loads(meta["run"]))
             except Exception as e:

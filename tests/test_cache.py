@@ -208,6 +208,17 @@ def test_an_entry_without_read_permission_is_kept(cache):
     assert cache.get(run.key) is not None
 
 
+def test_an_entry_the_system_refuses_to_read_is_kept(cache):
+    # As root, permissions do not stop a read; a directory in an entry's place fails with an OSError just the same.
+    (run,) = stored(cache, 1)
+    cache.path(run.key).unlink()
+    cache.path(run.key).mkdir()
+    assert cache.get(run.key) is None and cache.list() == []
+    assert "IsADirectoryError" in cache.problems[-1] and "kept" in cache.problems[-1]
+    assert cache.path(run.key).is_dir() and not (cache.root / QUARANTINE).exists()
+    assert [r["state"] for r in cache.check()] == ["unreadable"]
+
+
 def test_reads_racing_with_writers_and_eviction_never_quarantine_anything(cache):
     runs = stored(cache, 1, 2)
     done = threading.Event()
