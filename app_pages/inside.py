@@ -21,7 +21,8 @@ MAX_SIDE_BY_SIDE = 4
 CHANNEL_CHOICES = [4, 8, 16, 32, "all"]
 UNIT_CHOICES = [8, 16, 32, 64]
 BATCH = 1000  # test digits behind the activation statistics: enough for stable shares, a few ms for an MLP
-LAYER_NOTES = {"conv": "conv + ReLU", "pool": "2×2 max-pool", "fc1": "ReLU"}
+LAYER_NOTES = {"conv": "conv + ReLU", "pool": "2×2 max-pool"}
+PICTURE_WIDTH = 360  # pixels: every run's picture of a layer the same size, so the rows line up
 
 
 def short_label(key: str) -> str:
@@ -32,6 +33,12 @@ def short_label(key: str) -> str:
     what = (f"filter {c.kernel_size}, stride {c.stride}, padding {c.padding}" if c.model == "cnn"
             else f"{'/'.join(c.activations)}, {c.init} init")
     return f"{what} · {100 * run.final.test_acc:.1f}%" if run.final else what
+
+
+def sharp(picture: np.ndarray) -> np.ndarray:
+    """Scaled up by whole pixels to at least PICTURE_WIDTH, so the browser shrinks it instead of blurring it up."""
+    k = max(1, -(-PICTURE_WIDTH // picture.shape[1]))
+    return picture.repeat(k, 0).repeat(k, 1)
 
 
 def _headers(runs: list[str], labels: list[str]) -> None:
@@ -55,9 +62,9 @@ def cnn_inside(runs: list[str], image: np.ndarray, labels: list[str] | None = No
         for column, k in zip(st.columns(len(runs)), runs):
             maps = seen[k].layers[name][0]
             note = next((v for prefix, v in LAYER_NOTES.items() if name.startswith(prefix)), "")
-            shown = f" · {min(top, len(maps))} most active of {len(maps)}" if top and maps.ndim == 3 and top < len(maps) else ""
-            what = f"{maps.size} units as a square" if maps.ndim == 1 else note
-            column.image(layer_picture(maps, top), width="stretch", output_format="PNG",
+            shown = f" · {top} most active of {len(maps)}" if top and maps.ndim == 3 and top < len(maps) else ""
+            what = f"{maps.size} units + ReLU, drawn as a square" if maps.ndim == 1 else note
+            column.image(sharp(layer_picture(maps, top)), width=PICTURE_WIDTH, output_format="PNG",
                          caption=f"{name} · {shape_text(maps.shape)} ({what}){shown}")
     for column, k in zip(st.columns(len(runs)), runs):
         probs = seen[k].probabilities[0]
@@ -67,7 +74,7 @@ def cnn_inside(runs: list[str], image: np.ndarray, labels: list[str] | None = No
     st.markdown("**The learned first-layer filters** (what each conv1 channel looks for)")
     for column, k in zip(st.columns(len(runs)), runs):
         filters = first_layer_filters(trained_model(k))
-        column.image(grid(filters), width="stretch", output_format="PNG",
+        column.image(sharp(grid(filters)), width=PICTURE_WIDTH, output_format="PNG",
                      caption=f"conv1 filters · {shape_text(filters.shape)}")
 
 
@@ -84,7 +91,7 @@ def mlp_inside(runs: list[str], image: np.ndarray, data: MnistData, labels: list
         model = trained_model(k)
         units = most_activated_units(model, capture(model, as_input(image)), top=top)
         weights = first_layer_filters(model)[units["unit"].to_numpy()]
-        column.image(grid(weights), width="stretch", output_format="PNG",
+        column.image(sharp(grid(weights)), width=PICTURE_WIDTH, output_format="PNG",
                      caption=f"hidden1 weights of the {len(units)} units this digit excites most, strongest first "
                              "(yellow: pixels that excite the unit, purple: pixels that calm it)")
         over_batch = capture(model, batch)
@@ -99,9 +106,8 @@ def mlp_inside(runs: list[str], image: np.ndarray, data: MnistData, labels: list
                                                                ("saturated_fraction", "of outputs in a tail"))
                      if row[m] == row[m]]
             hist = histograms[label]
-            column.altair_chart(activation_histogram_chart(hist[hist["layer"] == layer],
-                                                           title=f"{layer} · {', '.join(facts) or row['activation']}"),
-                                width="stretch")
+            column.markdown(f"**{layer}** ({row['activation']}) · {', '.join(facts)}")
+            column.altair_chart(activation_histogram_chart(hist[hist["layer"] == layer]), width="stretch")
     st.altair_chart(unit_share_chart(share_frame(stats)))
 
 
@@ -114,9 +120,13 @@ def inside_section(runs: list[str], digit: np.ndarray | None, data: MnistData, k
         index = st.number_input("Test digit (index)", 0, len(data.test_x) - 1, 0, key=f"{key}.inside.index")
         digit = denormalize(data.test_x[index, 0]).cpu().numpy()
         st.image(np.kron(digit, np.ones((3, 3))), clamp=True, width=84,
-                 caption=f"test digit {index}: a {int(data.test_y[index])}")
-    cnns = [k for k in runs if k.startswith("cnn-")][:MAX_SIDE_BY_SIDE]
-    mlps = [k for k in runs if k.startswith("mlp-")][:MAX_SIDE_BY_SIDE]
+                 caption=("Nothing drawn yet: " if source == sources[0] else "") +
+                 f"test digit {index}, a {int(data.test_y[index])}")
+    cnns = [k for k in runs if k.startswith("cnn-")]
+    mlps = [k for k in runs if k.startswith("mlp-")]
+    if len(cnns) > MAX_SIDE_BY_SIDE or len(mlps) > MAX_SIDE_BY_SIDE:
+        st.caption(f"Side by side: the first {MAX_SIDE_BY_SIDE} CNNs and MLPs of the models chosen above.")
+    cnns, mlps = cnns[:MAX_SIDE_BY_SIDE], mlps[:MAX_SIDE_BY_SIDE]
     if cnns:
         st.subheader("CNN: layer by layer")
         cnn_inside(cnns, digit, key=key)

@@ -331,6 +331,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(json.dumps(result.rows, indent=2))
     else:
         print(table([{**row, "shape": " x ".join(map(str, row["shape"]))} for row in result.rows]))
+        print("(saturated_fraction: outputs in a flat tail, for layers that have one: sigmoid, tanh, probabilities)")
         print(f"reads {result.digit}; {len(result.pictures)} pictures in {out}/")
     return 0
 

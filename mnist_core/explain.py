@@ -12,6 +12,7 @@ saturated units of an MLP over a batch, and heatmap grids drawn with numpy and P
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,9 @@ from torch import nn
 from .config import RunConfig
 from .data import normalize
 from .errors import ImageError
+from .evaluate import load_model
 from .models import CNN, MLP
+from .preprocess import to_mnist
 
 # An activation "saturates" where its curve is flat and its gradient nearly zero: a sigmoid below 0.05
 # or above 0.95 passes on less than a fifth of its steepest gradient. tanh(x) = 2 sigmoid(2x) - 1, so
@@ -69,10 +72,14 @@ def _taps(model: nn.Module) -> list[tuple[str, nn.Module, bool]]:
 def capture(model: nn.Module, x: torch.Tensor) -> Capture:
     """Every layer's output for the normalised images x (N, 1, 28, 28), from hooks on the model's own forward."""
     seen: dict[str, np.ndarray] = {}
+    # The app shares one model object between its sessions' threads: while these hooks are on, another
+    # session's forward pass would run them too. They listen to this thread's forward only.
+    me = threading.get_ident()
 
     def listener(name: str, take_input: bool):
         def hook(module, inputs, output):
-            seen[name] = (inputs[0] if take_input else output).float().cpu().numpy()
+            if threading.get_ident() == me:
+                seen[name] = (inputs[0] if take_input else output).float().cpu().numpy()
         return hook
 
     model.eval()
@@ -202,7 +209,7 @@ _ANCHORS = np.array([[68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], 
 VIRIDIS = np.stack([np.interp(np.linspace(0, 8, 256), np.arange(9), _ANCHORS[:, c]) for c in range(3)],
                    axis=1).round().astype(np.uint8)
 GAP_COLOUR = 255  # white between the tiles
-TILE = 56  # pixels a map's side is scaled up to (at least), so a 2x2 map is as visible as a 28x28 one
+TILE = 56  # pixels a map's side is scaled up to (at most), so a 2x2 map is as visible as a 28x28 one
 GAP = 2
 
 
@@ -224,14 +231,6 @@ def as_maps(array: np.ndarray) -> np.ndarray:
     return padded.reshape(1, -1, side)[:, : math.ceil(array.size / side)]
 
 
-def grid_size(channels: int, height: int, width: int, columns: int | None = None) -> tuple[int, int]:
-    """(height, width) in pixels of the grid `grid` draws for (channels, height, width) maps."""
-    columns = columns or math.ceil(math.sqrt(channels))
-    rows = math.ceil(channels / columns)
-    scale = max(1, TILE // max(height, width))
-    return rows * height * scale + (rows - 1) * GAP, columns * width * scale + (columns - 1) * GAP
-
-
 def grid(maps: np.ndarray, columns: int | None = None) -> np.ndarray:
     """(C, H, W) maps -> one RGB image of C heatmaps on one colour scale (the layer's min to max), so
     that a bright tile means a strong channel, not just a channel strong relative to itself."""
@@ -239,7 +238,7 @@ def grid(maps: np.ndarray, columns: int | None = None) -> np.ndarray:
     channels, height, width = maps.shape
     columns = columns or math.ceil(math.sqrt(channels))
     rows = math.ceil(channels / columns)
-    scale = max(1, TILE // max(height, width))
+    scale = max(1, (TILE if channels > 1 else 4 * TILE) // max(height, width))  # a lone map: bigger
     finite = maps[np.isfinite(maps)]
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     tiles = heatmap(maps, low, high)
@@ -249,7 +248,8 @@ def grid(maps: np.ndarray, columns: int | None = None) -> np.ndarray:
     # them out row by row, and the last gap is cut off
     tiles = np.pad(tiles, ((0, rows * columns - channels), (0, GAP), (0, GAP), (0, 0)), constant_values=255)
     _, tile_h, tile_w, _ = tiles.shape
-    out = tiles.reshape(rows, columns, tile_h, tile_w, 3).transpose(0, 2, 1, 3, 4).reshape(rows * tile_h, columns * tile_w, 3)
+    out = tiles.reshape(rows, columns, tile_h, tile_w, 3).transpose(0, 2, 1, 3, 4)
+    out = out.reshape(rows * tile_h, columns * tile_w, 3)
     return np.ascontiguousarray(out[:-GAP, :-GAP])
 
 
@@ -294,11 +294,10 @@ class Explanation:
 
 def explain_image(config: RunConfig, weights: dict[str, torch.Tensor], image: np.ndarray, out_dir: Path) -> Explanation:
     """Everything `python -m mnist_core explain` prints and writes, for one image file's pixels."""
-    from .evaluate import load_model
-    from .preprocess import to_mnist
     digit = to_mnist(image)
     if digit is None:
-        raise ImageError("no digit found: the image is blank (draw or photograph one digit, dark on light or light on dark)")
+        raise ImageError("no digit found: the image is blank (draw or photograph one digit, dark on light or "
+                         "light on dark)")
     model = load_model(config, weights)
     seen = capture(model, as_input(digit))
     return Explanation(layer_stats(seen), save_pictures(model, seen, out_dir), int(seen.probabilities[0].argmax()))

@@ -340,3 +340,39 @@ def test_a_closed_tab_does_not_stop_its_training_and_a_classmate_watches_it(serv
     no_errors(classmate)
     assert len(server.cached_runs()) == before + 1
     classmate.context.close()
+
+
+def test_the_draw_page_shows_inside_two_cnns_side_by_side(browser, mnist, tmp_path):
+    # A server of its own, whose cache holds just the seed's CNN at stride 1 and at stride 5 (trained here on
+    # 1,000 digits): the Draw page asks its newest runs, so these two are the ones shown side by side.
+    from mnist_core import RunCache, RunConfig, run_sweep
+    with Server(tmp_path) as server:
+        base = RunConfig(model="cnn", epochs=1, train_size=1000, test_size=100, seed=3)
+        run_sweep([base, base.replace(stride=5)], mnist, RunCache(server.cache_dir / "runs"))
+        page = new_page(browser)
+        page.goto(f"{server.url}/draw")
+        settle(page)
+        canvas = page.locator(".st-key-draw-canvas canvas").last
+        canvas.wait_for(timeout=30_000)
+        box = canvas.bounding_box()
+        # a "7": a bar across the top, then a stroke down to the bottom left
+        points = [(80 + 6 * i, 60) for i in range(21)] + [(200 - 4 * i, 60 + 9 * i) for i in range(1, 21)]
+        page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+        page.mouse.down()
+        for x, y in points[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y)
+        page.mouse.up()
+        page.get_by_text("CNN: layer by layer").wait_for(timeout=60_000)
+        settle(page)
+        no_errors(page)
+        for shape in ("conv1 · 32x28x28", "conv1 · 32x6x6", "pool3 · 128x4x4", "pool3 · 128x1x1"):
+            assert page.get_by_text(shape).first.is_visible(), shape
+        # the side-by-side view only, into test-artifacts/ (the README's screenshots are refreshed elsewhere)
+        page.set_viewport_size({"width": 1400, "height": 6000})
+        page.wait_for_timeout(2000)
+        top = page.get_by_role("heading", name="CNN: layer by layer").bounding_box()["y"]
+        bottom = page.get_by_text("The learned first-layer filters").bounding_box()["y"]
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "inside-cnn-stride-1-vs-5.png"),
+                        clip={"x": 0, "y": top - 10, "width": 1400, "height": bottom - top + 400})
+        page.context.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -64,6 +65,34 @@ def test_the_first_maps_are_conv2d_by_hand_with_the_layers_weights(changes):
     torch.testing.assert_close(torch.from_numpy(seen.layers["conv1"]), torch.relu(by_hand))
     torch.testing.assert_close(torch.from_numpy(seen.layers["pool1"]), F.max_pool2d(torch.relu(by_hand), 2, 2))
     torch.testing.assert_close(torch.from_numpy(first_layer_filters(model)), conv.weight[:, 0].detach())
+
+
+def test_a_forward_pass_in_another_thread_during_a_capture_is_not_captured():
+    # The app shares each model between sessions: another student's prediction may run while hooks are on.
+    model = build_model(TINY_CNN).eval()
+    mine, theirs = (as_input(np.random.default_rng(seed).random((28, 28), dtype=np.float32)) for seed in (1, 2))
+    alone = capture(model, mine)
+
+    answers = []
+
+    def predict_theirs():
+        with torch.inference_mode():
+            answers.append(model(theirs))
+
+    def someone_else_predicts(module, inputs):  # in the middle of our pass, after our conv1 hook ran
+        if threading.current_thread() is threading.main_thread():  # (their pass comes here too)
+            other = threading.Thread(target=predict_theirs)
+            other.start()
+            other.join()
+
+    handle = model.fc2.register_forward_pre_hook(someone_else_predicts)
+    try:
+        during = capture(model, mine)
+    finally:
+        handle.remove()
+    assert len(answers) == 1  # their pass did run, with our hooks on
+    for name in alone.layers:
+        np.testing.assert_array_equal(during.layers[name], alone.layers[name])
 
 
 def two_images() -> torch.Tensor:
@@ -153,11 +182,28 @@ def test_cli_explain_prints_json_and_writes_one_grid_per_layer(capsys, tiny_runs
         assert im.size == (6 * 56 + 5 * 2, 6 * 56 + 5 * 2)  # 32 maps in 6 columns, each 28 px scaled 2x
     with Image.open(out_dir / "filters-conv1-32x3x3.png") as im:
         assert im.size == (6 * 54 + 5 * 2, 6 * 54 + 5 * 2)  # 3x3 filters scaled 18x
+    with Image.open(out_dir / "00-input-1x28x28.png") as im, Image.open(out_dir / "08-fc1-625.png") as fc1:
+        assert im.size == (224, 224) and fc1.size == (200, 200)  # a lone map is drawn bigger; 625 units as 25x25
 
-    code, out, _ = explain(capsys, "--run", tiny_runs["stride 5"].key, str(tmp_path / "seven.png"), "--out", str(out_dir / "s5"))
+    code, out, _ = explain(capsys, "--run", tiny_runs["stride 5"].key, str(tmp_path / "seven.png"),
+                           "--out", str(out_dir / "s5"))
     assert code == 0
     assert out.splitlines()[0].split() == ["layer", "shape", "mean", "max", "zero_fraction", "saturated_fraction"]
     assert "32 x 6 x 6" in out and "128" in out and "pictures in" in out
+
+
+def test_cli_explain_an_mlp_shows_its_hidden_layers_and_first_layer_weights(capsys, tiny_mlps, tmp_path):
+    a_seven().save(tmp_path / "seven.png")
+    sigmoid = tiny_mlps[1]
+    code, out, err = explain(capsys, "--run", sigmoid.key, str(tmp_path / "seven.png"), "--out", str(tmp_path / "o"),
+                             "--json")
+    assert code == 0, err
+    rows = {r["layer"]: r for r in json.loads(out)}
+    assert list(rows) == ["input", "hidden1", "hidden2", "output", "probabilities"]
+    assert rows["hidden1"]["shape"] == [256] and 0 <= rows["hidden1"]["saturated_fraction"] <= 1
+    assert rows["output"]["saturated_fraction"] is None
+    with Image.open(tmp_path / "o" / "weights-hidden1-256x28x28.png") as im:
+        assert im.size == (16 * 56 + 15 * 2, 16 * 56 + 15 * 2)  # 256 units' 28x28 weights, 16 by 16, scaled 2x
 
 
 def test_cli_explain_bad_input_is_one_line_and_exit_2(capsys, tiny_runs, tmp_path):
@@ -237,8 +283,9 @@ def test_the_draw_page_shows_two_cnns_side_by_side_and_inside_the_mlps(tiny_runs
     assert sum(c.startswith("hidden1 weights of the 16 units") for c in captions) == 2
     titles = [json.loads(chart.proto.spec).get("title") for chart in at.get("vega_lite_chart")]
     assert sum(isinstance(t, str) and t.startswith("fc2 · 10 outputs") for t in titles) == 2
-    assert any(isinstance(t, str) and t.startswith("hidden1 · ") and "saturated" in t for t in titles)
-    assert any(isinstance(t, str) and t.startswith("hidden1 · ") and "dead" in t for t in titles)
+    notes = [m.value for m in at.markdown if m.value.startswith("**hidden")]
+    assert len(notes) == 4 and notes[0].startswith("**hidden1** (relu) · ") and "dead" in notes[0]
+    assert notes[1].startswith("**hidden1** (sigmoid) · ") and "saturated" in notes[1]
 
     at.select_slider(key="draw.cnn.top").set_value("all").run()
     captions = [c for image in at.get("image") for c in image.captions]
@@ -247,5 +294,27 @@ def test_the_draw_page_shows_two_cnns_side_by_side_and_inside_the_mlps(tiny_runs
     at.number_input(key="draw.inside.index").set_value(3).run()
     assert not at.exception and not at.error
     captions = [c for image in at.get("image") for c in image.captions]
-    assert any(c.startswith("test digit 3: a ") for c in captions)
+    assert any(c.startswith("test digit 3, a ") for c in captions)
     assert sum(c.startswith("conv1 · ") for c in captions) == 2
+
+
+def test_a_cnn_stride_comparison_shows_inside_the_inspected_run_next_to_the_other():
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file("../app.py", default_timeout=180)
+    at.run()
+    at.switch_page("app_pages/cnn.py").run()
+    at.number_input(key="cnn.cfg.train_size").set_value(200)
+    at.number_input(key="cnn.cfg.test_size").set_value(100)
+    at.number_input(key="cnn.cfg.epochs").set_value(1)
+    at.number_input(key="cnn.cfg.seed").set_value(41)
+    at.selectbox(key="cnn.cfg.param").set_value("stride").run()
+    at.text_input(key="cnn.cfg.values").set_value("1, 5").run()
+    at.button(key="cnn.run").click().run()
+    assert not at.exception and not at.error
+    assert not any(c.startswith("conv1 · ") for image in at.get("image") for c in image.captions)  # off at first
+    at.toggle(key="cnn.view.inside").set_value(True).run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="cnn.view.inside.other").value == "5"
+    captions = [c for image in at.get("image") for c in image.captions]
+    assert [c.split(" (")[0] for c in captions if c.startswith("conv1 · ")] == ["conv1 · 32x28x28", "conv1 · 32x6x6"]
+    assert "**stride = 1**" in [m.value for m in at.markdown] and "**stride = 5**" in [m.value for m in at.markdown]
