@@ -12,7 +12,7 @@ from app_pages.shared import (ACTIVE, dataset_or_error, job_line, job_service, k
                               remember, remembered_jobs, restore, run_cache)
 from mnist_core.jobs import RequestRefused
 from mnist_core.report import TEXT as REPORT_TEXT, results_table, section_charts, to_html
-from mnist_core.study import SIZES, Section, build_section, build_study, missing_text, train_runs
+from mnist_core.study import SIZES, Section, build_study, missing_text, train_runs
 
 PAGE_TEXT = {
     "en": {"title": "The seed's study, regenerated",
@@ -36,7 +36,7 @@ def seed_block(section: Section, lang: str) -> None:
     a, b = section.seed.lines
     with st.expander(f"{t['seed']}: {section.seed.section} (l. {a}–{b})", expanded=False):
         st.markdown(f"{t['setting']}: `{json.dumps(section.seed.setting, ensure_ascii=False)}`")
-        st.markdown("\n".join(f"- „{q.korean}“ (l. {q.line})" + ("" if lang == "ko" else f" — {q.english}")
+        st.markdown("\n".join(f"- “{q.korean}” (l. {q.line})" + ("" if lang == "ko" else f" — {q.english}")
                               for q in section.seed.quotes))
 
 
@@ -78,7 +78,7 @@ def show_section(section: Section, data, cache, lang: str) -> None:
             section_watcher(section.preset.name, keys)
         elif st.button(PAGE_TEXT[lang]["train"], key=f"study.train.{section.preset.name}", disabled=not may_train()):
             train_section(section, data, cache, lang)
-    charts = section_charts(section)
+    charts = section_charts(section, width=None)
     columns = st.columns(2)
     for i, (_, chart) in enumerate(charts):
         columns[i % 2].altair_chart(chart, width="stretch")

@@ -393,9 +393,12 @@ def _pin(args: argparse.Namespace, cache: RunCache) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    # Minutes of training on a possibly shared machine: spin-waiting OpenMP threads slowed such runs 10-100x
+    # (README, Performance). Set before torch loads (the study's imports load it).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from pathlib import Path
     from .report import to_html, to_json, write_markdown
-    from .study import SIZES, build_study
+    from .study import SIZES, build_study, missing_text
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix.lower() not in (".html", ".md"):
         raise UsageError("--out must end in .html or .md")
@@ -419,6 +422,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     elif out is None:
         for s in sections:
             print(f"\n## {s.title}\n{s.scaling}")
+            if s.missing:
+                print(missing_text(s, args.lang))
             print("\n".join(f"- {o}" for o in s.observations))
     if out is not None:
         print(f"wrote {out}", file=sys.stderr)

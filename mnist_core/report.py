@@ -38,8 +38,9 @@ TEXT = {
 
 # -- charts ----------------------------------------------------------------------------------------
 
-def section_charts(section: Section) -> list[tuple[str, alt.Chart]]:
-    """(name, chart) for a section: the comparison pages' charts, plus the chaotic value's seeds."""
+def section_charts(section: Section, width: int | None = CHART_WIDTH) -> list[tuple[str, alt.Chart]]:
+    """(name, chart) for a section: the comparison pages' charts, plus the chaotic value's seeds.
+    `width`: fixed for a file; None for the app, whose columns set it."""
     metrics, finals, timing = section.metrics(), section.finals(), section.timing()
     if metrics.empty:
         return []
@@ -56,7 +57,7 @@ def section_charts(section: Section) -> list[tuple[str, alt.Chart]]:
     if section.repeats and len(repeats):
         charts.append(("seeds", metric_chart(repeats, "test_acc", legend_title="seed")
                        .properties(title="Test accuracy, lr 0.1, one line per seed")))
-    return [(name, chart.properties(width=CHART_WIDTH)) for name, chart in charts]
+    return [(name, chart.properties(width=width) if width else chart) for name, chart in charts]
 
 
 def render(chart: alt.Chart, fmt: str) -> bytes:
@@ -73,7 +74,8 @@ def results_table(section: Section) -> pd.DataFrame:
         return finals
     table = finals.merge(timing[["value", "s_per_epoch", "steps_per_epoch"]], on="value", how="left")
     table = table[["value", "status", "epochs", "test_acc", "test_loss", "train_loss", "s_per_epoch", "steps_per_epoch"]]
-    return table.rename(columns={"value": legend_title(section.param)})
+    # "epochs" is also the epoch experiment's compared value: the run's length gets a name of its own
+    return table.rename(columns={"epochs": "epochs_run"}).rename(columns={"value": legend_title(section.param)})
 
 
 # -- HTML ------------------------------------------------------------------------------------------
@@ -138,7 +140,7 @@ def write_markdown(sections: Sequence[Section], path: Path, lang: str = "en") ->
         lines += [f"## {s.title}", "", f"**{t['question']}:** {s.question}", "", f"_{s.scaling}_", "",
                   f"### {t['seed']}", "", _where(s, lang), "",
                   f"{t['setting']}: `{json.dumps(s.seed.setting, ensure_ascii=False)}`", ""]
-        lines += [f"- „{q.korean}“ (l. {q.line})" + ("" if lang == "ko" else f" — {q.english}") for q in s.seed.quotes]
+        lines += [f"- “{q.korean}” (l. {q.line})" + ("" if lang == "ko" else f" — {q.english}") for q in s.seed.quotes]
         lines += ["", f"### {t['ours']}", ""]
         if s.missing:
             lines += [f"> {missing_text(s, lang)}", ""]

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from mnist_core.cache import RunCache
-from mnist_core.report import to_html, to_json, write_markdown
-from mnist_core.study import ORDER, TINY, build_study
+from mnist_core.report import results_table, to_html, to_json, write_markdown
+from mnist_core.study import ORDER, TINY, build_study, legend_title
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -57,6 +57,9 @@ def test_the_tiny_study_trains_and_observes_every_section(trained, study_cache, 
     assert any(o.startswith("Measured time per step") for o in by_name["mlp-batch"].observations)
     assert any("Values into the classifier (flatten): stride 1: 2,048 (128×4×4); stride 5: 128 (128×1×1)." == o
                for o in by_name["cnn-stride"].observations)
+    for s in trained:  # the tables the page shows: one column per name (Streamlit refuses duplicates)
+        columns = list(results_table(s).columns)
+        assert len(columns) == len(set(columns)) and columns[0] == legend_title(s.param), columns
     # cached now: building again trains nothing and finds the same runs
     again = build_study(TINY, mnist, study_cache, train=False)
     assert [s.to_json()["runs"] for s in again] == [s.to_json()["runs"] for s in trained]

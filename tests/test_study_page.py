@@ -31,3 +31,24 @@ def test_study_page_with_nothing_cached_shows_costs_and_trains_nothing(tmp_path,
     assert not at.exception
     assert at.title[0].value == "원 글의 실험, 다시 돌리기"
     assert at.header[0].value == "MLP: 학습률" and at.warning[0].value.startswith("아직 학습하지 않음")
+
+
+def test_study_page_shows_charts_tables_and_observations_of_cached_runs(tmp_path, monkeypatch, mnist):
+    """The tiny study, trained into the page's cache, shown through a size the page lists only here."""
+    from app_pages import shared
+    from mnist_core import study
+    cache = RunCache(tmp_path / "runs")
+    study.build_study(study.TINY, mnist, cache, train=True)
+    monkeypatch.setattr(shared, "run_cache", lambda: cache)
+    monkeypatch.setitem(study.SIZES, "tiny", study.TINY)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/study.py").run()
+    at.radio(key="study.size").set_value("tiny").run()
+    assert not at.exception, at.exception
+    assert not at.warning  # everything cached: no cost, no train button
+    assert not [b for b in at.button if b.key and b.key.startswith("study.train.")]
+    assert len(at.get("vega_lite_chart")) >= 6 * 4
+    assert len(at.dataframe) == 6 and at.dataframe[1].value.columns[0] == "epochs"
+    observations = [m.value for m in at.markdown if m.value.startswith("- ")]
+    assert len(observations) >= 6 and any("Values into the classifier" in m for m in observations)
