@@ -162,18 +162,20 @@ def confusion_chart(frame: pd.DataFrame, classes: list[str] | None = None, text:
 
 
 def probability_chart(frame: pd.DataFrame, title: str = "") -> alt.Chart:
-    """A bar per digit 0-9 with the model's softmax probability, written above it; the predicted digit
-    stands out. Every digit is on the axis, so "100% sure" reads as one full bar and nine empty ones."""
+    """A bar per digit 0-9 with the model's softmax probability written beside it; the predicted digit
+    stands out. Bars lie on their side, one row per digit, so all ten labels fit a narrow column, and
+    "100% sure" reads as one full bar and nine empty ones."""
     top = int(frame.loc[frame["probability"].idxmax(), "digit"]) if len(frame) else -1
     digits = list(range(10))
     base = alt.Chart(frame).encode(
-        x=alt.X("digit:O", title="digit", scale=alt.Scale(domain=digits), axis=alt.Axis(labelAngle=0, values=digits)),
-        y=alt.Y("probability:Q", title="probability", scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(format=".0%", values=[0, 0.25, 0.5, 0.75, 1])),
+        y=alt.Y("digit:O", title=None, scale=alt.Scale(domain=digits),
+                axis=alt.Axis(values=digits, labelOverlap=False, labelFontSize=12, ticks=False)),
+        x=alt.X("probability:Q", title=None, scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format=".0%", values=[0, 0.5, 1], grid=True)),
         tooltip=[alt.Tooltip("digit:O"), alt.Tooltip("probability:Q", format=".2%")])
     bars = base.mark_bar().encode(color=alt.condition(alt.datum.digit == top, alt.value("#e45756"), alt.value("#9ecae9")))
     # "<1%" rather than a rounded "0%" beside a "100%": the model is never exactly certain.
     labels = base.transform_calculate(
         label="datum.probability < 0.005 ? '<1%' : format(datum.probability, '.0%')",
-    ).mark_text(dy=-6, fontSize=10).encode(text="label:N")
+    ).mark_text(align="left", dx=3, fontSize=10).encode(text="label:N")
     return alt.layer(bars, labels).properties(title=title, height=PROBABILITY_HEIGHT)

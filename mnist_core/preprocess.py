@@ -23,6 +23,7 @@ MIN_INK_PIXELS = 4   # fewer than this and there is no digit to read
 MAX_UPLOAD_PIXELS = 25_000_000  # a photo from a phone is ~12 MP; anything far bigger is not a digit to read
 MIN_CONTRAST = 0.04  # ink within 10 grey levels of the paper is not a digit anyone can see
 INK_OVER_NOISE = 6  # and ink must stand this many noise deviations clear of the paper
+NOISE_DEVIATIONS = 4  # paper pixels this far from the paper's level are rare enough to call ink
 WORKING_SIZE = 560   # larger images are shrunk to this first: a digit needs no more to become 20x20
 
 
@@ -75,19 +76,29 @@ def ink_map(image: np.ndarray) -> np.ndarray:
     if -dark > bright:  # dark ink on light paper: flip so ink is bright, as in MNIST
         residual = -residual
 
-    # Otsu's threshold splits paper from ink; then the ink must stand well clear of the paper's noise,
-    # or there is nothing written (a photo of blank paper would otherwise become a digit of noise).
-    threshold = otsu_threshold(residual)
-    level = float(np.percentile(residual[residual > threshold], 90)) if (residual > threshold).any() else 0.0
+    # Otsu's threshold splits paper from ink. Beyond the paper (the table past the sheet's edge, a
+    # shadow across the frame) there is often something darker than any ink: a part that runs along
+    # the border of the image is set aside and the threshold found again without it.
+    # A thin "1" is too few pixels for Otsu to see as a class of its own; it then splits the paper's
+    # noise in two. No threshold inside the noise, then.
     noise = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+    aside = np.zeros(gray.shape, dtype=bool)
+    for _ in range(3):
+        threshold = max(otsu_threshold(residual[~aside]), float(np.median(residual)) + NOISE_DEVIATIONS * noise)
+        keep, edges = digit_parts((residual > threshold) & ~aside)
+        if not edges.any():
+            break
+        aside |= np.asarray(Image.fromarray(edges.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))) > 0
+    if not keep.any():
+        return np.zeros_like(gray)
+    # The ink must stand well clear of the paper's noise, or there is nothing written (a photo of
+    # blank paper would otherwise become a digit of noise).
+    level = float(np.percentile(residual[keep], 90))
     if level < max(MIN_CONTRAST, INK_OVER_NOISE * noise):
         return np.zeros_like(gray)
-    ink = np.clip(residual / level, 0.0, 1.0)
-    # Specks, the shadow of a finger, the edge of the sheet: keep the digit's own strokes, with a rim
-    # around them for the soft edges the threshold cut off.
-    keep = largest_components(residual > threshold)
-    rim = Image.fromarray(keep.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))
-    return ink * (np.asarray(rim) > 0)
+    # The digit's own strokes, with a rim around them for the soft edges the threshold cut off.
+    rim = np.asarray(Image.fromarray(keep.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))) > 0
+    return np.clip(residual / level, 0.0, 1.0) * rim
 
 
 def background(gray: np.ndarray, blocks: int = 24) -> np.ndarray:
@@ -134,12 +145,15 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     return float(centres[int(np.nanargmax(between[:-1]))]) if bins > 1 else float(centres[0])
 
 
-def largest_components(mask: np.ndarray, share: float = 0.1, cells: int = 140) -> np.ndarray:
-    """The 8-connected parts of `mask` with at least `share` of the largest part's pixels.
+def digit_parts(mask: np.ndarray, share: float = 0.1, cells: int = 140) -> tuple[np.ndarray, np.ndarray]:
+    """The digit in `mask`, and what runs along the image's border, as two masks.
 
-    Parts are found on a grid of at most `cells` cells along the long side (a digit needs no finer one):
-    labels spread as the minimum over neighbours, each cell jumping to its label's label, so a part of
-    any shape is labelled in a few dozen numpy passes."""
+    The mask's 8-connected parts are found on a grid of at most `cells` cells along the long side (a
+    digit needs no finer one): labels spread as the minimum over neighbours, each cell jumping to its
+    label's label, so a part of any shape is labelled in a few dozen numpy passes. A part that touches
+    the border and spans 90% of the image's width or height is an edge (of the sheet, of a shadow),
+    not a digit. Of the rest, the digit is every part with at least `share` of the largest one's
+    pixels: specks are left out, a stroke the threshold broke in two is not."""
     f = -(-max(mask.shape) // cells)
     h, w = -(-mask.shape[0] // f), -(-mask.shape[1] // f)
     grid = np.pad(mask, ((0, h * f - mask.shape[0]), (0, w * f - mask.shape[1])))
@@ -155,11 +169,20 @@ def largest_components(mask: np.ndarray, share: float = 0.1, cells: int = 140) -
         if np.array_equal(spread, labels):
             break
         labels = spread
-    ids, sizes = np.unique(labels[grid], return_counts=True)
-    if len(ids) == 0:
-        return mask
-    kept = np.isin(labels, ids[sizes >= share * sizes.max()])
-    return np.repeat(np.repeat(kept, f, axis=0), f, axis=1)[:mask.shape[0], :mask.shape[1]] & mask
+
+    digit, edges = [], []
+    for part in np.unique(labels[grid]):
+        rows, cols = np.nonzero(labels == part)
+        on_border = rows.min() == 0 or cols.min() == 0 or rows.max() == h - 1 or cols.max() == w - 1
+        spans = rows.max() - rows.min() + 1 >= 0.9 * h or cols.max() - cols.min() + 1 >= 0.9 * w
+        (edges if on_border and spans and h > 2 and w > 2 else digit).append((part, len(rows)))
+    largest = max((n for _, n in digit), default=0)
+    kept = [part for part, n in digit if n >= share * largest]
+
+    def full(parts: list[int]) -> np.ndarray:
+        small = np.isin(labels, parts)
+        return np.repeat(np.repeat(small, f, axis=0), f, axis=1)[:mask.shape[0], :mask.shape[1]] & mask
+    return full(kept), full([part for part, _ in edges])
 
 
 def to_mnist(image: np.ndarray) -> np.ndarray | None:

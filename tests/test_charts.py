@@ -152,7 +152,7 @@ def test_probability_bars_highlight_the_predicted_digit():
     assert len(rows(spec)) == 10
     bars, labels = spec["layer"]
     assert bars["encoding"]["color"]["condition"]["test"] == "(datum.digit === 7)"
-    assert bars["encoding"]["y"]["scale"]["domain"] == [0, 1]
+    assert bars["encoding"]["x"]["scale"]["domain"] == [0, 1]
     assert spec["height"] >= 200
 
 
@@ -161,8 +161,9 @@ def test_probability_chart_labels_every_digit_and_writes_each_probability():
     probs[3] = 1.0  # the seed's init: "100% sure"
     spec = probability_chart(probability_table(probs)).to_dict()
     bars, labels = spec["layer"]
-    x = bars["encoding"]["x"]
-    assert x["scale"]["domain"] == list(range(10)) and x["axis"]["values"] == list(range(10))
+    digit = bars["encoding"]["y"]  # one row per digit: ten labels fit a narrow column
+    assert digit["field"] == "digit" and digit["scale"]["domain"] == list(range(10))
+    assert digit["axis"]["values"] == list(range(10)) and digit["axis"]["labelOverlap"] is False
     assert labels["mark"]["type"] == "text" and labels["encoding"]["text"]["field"] == "label"
     assert "'<1%'" in labels["transform"][0]["calculate"]  # not a rounded "0%" beside the "100%"
     assert bars["encoding"]["tooltip"]
