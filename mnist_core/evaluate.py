@@ -92,3 +92,19 @@ def confusion_table(counts: np.ndarray) -> pd.DataFrame:
 def probability_table(probs: np.ndarray) -> pd.DataFrame:
     """One image's 10 probabilities as tidy rows (digit, probability)."""
     return pd.DataFrame({"digit": np.arange(10), "probability": np.asarray(probs, dtype=float).ravel()})
+
+
+def best_runs(runs, datasets: tuple[str, ...] = ("mnist",)) -> list:
+    """The most accurate finished run of each model (MLP, then CNN) on each of `datasets`, in that order;
+    when none is on them, the best of each model on any dataset. The Draw page's default: a model that
+    reads well of each kind, not whatever was trained last (which may be a 22% run of a comparison)."""
+    finished = [r for r in runs if r.status == "ok" and r.final is not None]
+    chosen = [r for r in finished if r.config.dataset in datasets] or finished
+    best = {}
+    for run in chosen:
+        kind = (run.config.dataset, run.config.model)
+        if kind not in best or run.final.test_acc > best[kind].final.test_acc:
+            best[kind] = run
+    order = {"mlp": 0, "cnn": 1}
+    return sorted(best.values(), key=lambda r: (r.config.dataset != "mnist", r.config.dataset,
+                                                order.get(r.config.model, 2)))

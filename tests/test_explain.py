@@ -290,7 +290,7 @@ def test_the_draw_page_shows_two_cnns_side_by_side_and_inside_the_mlps(tiny_runs
     at.select_slider(key="draw.cnn.top").set_value("all").run()
     captions = [c for image in at.get("image") for c in image.captions]
     assert not at.exception and not any("most active" in c for c in captions)
-    at.segmented_control(key="draw.inside.source").set_value("a test digit").run()
+    at.segmented_control(key="draw.inside.source").set_value("test").run()
     at.number_input(key="draw.inside.index").set_value(3).run()
     assert not at.exception and not at.error
     captions = [c for image in at.get("image") for c in image.captions]
