@@ -249,10 +249,10 @@ def observe(section: Section, lang: str) -> list[str]:
         out += obs.repeats(section.repeat_frame(), param, label, lang)
         row = finals[finals["value"] == label]
         if len(row) and row["test_acc"].notna().all():
-            out += obs.seed_number(gettext(N_("the accuracy at learning rate 0.1"), lang), seed.numbers["lr_0.1_accuracy"], float(row["test_acc"].iloc[0]), 0.05,
-                                   "chaotic", lang)
-            out += obs.seed_number(gettext(N_("the training loss at learning rate 0.1"), lang), seed.numbers["lr_0.1_loss"], float(row["train_loss"].iloc[0]), 0.05,
-                                   "chaotic", lang)
+            out += obs.seed_number(gettext(N_("lr 0.1 accuracy"), lang), seed.numbers["lr_0.1_accuracy"],
+                                   float(row["test_acc"].iloc[0]), 0.05, "chaotic", lang)
+            out += obs.seed_number(gettext(N_("lr 0.1 training loss"), lang), seed.numbers["lr_0.1_loss"],
+                                   float(row["train_loss"].iloc[0]), 0.05, "chaotic", lang)
     if name == "mlp-epochs" and len(metrics):
         longest = finals.sort_values("epochs").iloc[-1]["value"]
         curve = metrics[metrics["value"] == longest]
@@ -272,8 +272,9 @@ def observe(section: Section, lang: str) -> list[str]:
                  for e in section.items if e.config is not None}
         out += obs.classifier_inputs(flows, param, lang)
         if (stride_1 := next((e.label for e in section.items if e.config.stride == 1 and e.config.kernel_size == 3), None)):
-            out += obs.seed_number(gettext(N_("the number of classifier inputs of the seed's CNN"), lang), seed.numbers.get("classifier_inputs_stride_1", 2048),
-                                   math.prod(flows[stride_1]), 0, "short", lang, fmt="{:,.0f}")
+            out += obs.seed_number(gettext(N_("classifier inputs of the seed's CNN"), lang),
+                                   seed.numbers.get("classifier_inputs_stride_1", 2048), math.prod(flows[stride_1]), 0,
+                                   "short", lang, fmt="{:,.0f}")
         out += obs.speed(timing, param, lang)
     if seed.silent and len(metrics):
         out.append(obs.say(lang, "silent"))
