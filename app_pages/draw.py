@@ -47,6 +47,18 @@ def class_names(run_key: str, known: dict) -> list[str]:
     return [_(c) for c in DATASETS[known[run_key].config.dataset].classes]
 
 
+def picker_labels(runs: list) -> dict[str, str]:
+    """A line per run for the picker, each different: runs that differ only in their seed say their seed."""
+    _ = tr()
+    labels = {r.key: f"{DATASETS[r.config.dataset].title} · {run_label(r)}" for r in runs}
+    counts: dict[str, int] = {}
+    for label in labels.values():
+        counts[label] = counts.get(label, 0) + 1
+    return {r.key: labels[r.key] if counts[labels[r.key]] == 1 else
+            _("{label} · seed {seed} ({key})", label=labels[r.key], seed=r.config.seed, key=r.key[-6:])
+            for r in runs}
+
+
 _ = tr()
 st.title(_("Draw a digit"))
 st.caption(_("Draw with the mouse or a finger, or upload a photo. The drawing is prepared the way MNIST's digits "
@@ -111,12 +123,12 @@ with seen:
                           else _("What the models see: 28×28")))
 
 known = {r.key: r for r in runs}
+labels = picker_labels(runs)
 # Runs chosen earlier may have left the cache since; a multiselect must not hold unknown options.
 remembered = [k for k in restore(RUNS_KEY, []) if k in known]
 st.session_state[RUNS_KEY] = remembered or [r.key for r in best_runs(runs)]
 chosen = keep(RUNS_KEY, st.multiselect(
-    _("Models to ask"), list(known), key=RUNS_KEY,
-    format_func=lambda k: f"{DATASETS[known[k].config.dataset].title} · {run_label(known[k])}",
+    _("Models to ask"), list(known), key=RUNS_KEY, format_func=labels.get,
     help=_("Runs in the cache, newest first; at first the most accurate MLP and CNN. Pick several, e.g. the four "
            "runs of an activation comparison, to see them side by side. Fashion-MNIST models answer with "
            "clothes: try them with an uploaded picture.")))
