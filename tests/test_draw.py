@@ -41,6 +41,13 @@ def test_best_runs_are_the_most_accurate_of_each_kind_not_the_newest():
     fashion = [a_run("cnn", "fashion-mnist", 0.80, 1), a_run("mlp", "fashion-mnist", 0.85, 2)]
     assert [r.config.model for r in best_runs(fashion)] == ["mlp", "cnn"]
     assert best_runs([]) == []
+    # other kinds of network (a stride-5 CNN, sigmoid MLPs) are shown too, the best first, at most four
+    kinds = [a_run("cnn", "mnist", 0.96, 1), a_run("cnn", "mnist", 0.91, 2), a_run("mlp", "mnist", 0.94, 3),
+             a_run("mlp", "mnist", 0.93, 4), a_run("mlp", "mnist", 0.80, 5)]
+    kinds[1].config = kinds[1].config.replace(stride=5)
+    kinds[3].config = kinds[3].config.replace(activations=("sigmoid", "sigmoid"))
+    kinds[4].config = kinds[4].config.replace(activations=("relu", "sigmoid"))
+    assert [r.final.test_acc for r in best_runs(kinds)] == [0.94, 0.93, 0.96, 0.91]
 
 
 def png_of(image: np.ndarray) -> bytes:
