@@ -147,7 +147,9 @@ def confusion_chart(frame: pd.DataFrame, classes: list[str] | None = None, text:
         names = dict(enumerate(classes))
         frame = frame.assign(true=frame["true"].map(names), predicted=frame["predicted"].map(names))
     order = list(classes) if classes is not None else None
-    x = alt.X("predicted:O", title=text(N_("Predicted class")), sort=order, axis=alt.Axis(labelAngle=0, orient="top"))
+    # Class names are long: slanted, every one shown (Vega would otherwise drop the ones that overlap).
+    x = alt.X("predicted:O", title=text(N_("Predicted class")), sort=order,
+              axis=alt.Axis(labelAngle=0 if classes is None else -40, orient="top", labelOverlap=False))
     y = alt.Y("true:O", title=text(N_("True class")), sort=order)
     base = alt.Chart(frame).encode(x=x, y=y)
     cells = base.mark_rect().encode(
