@@ -109,11 +109,10 @@ def cached_runs() -> None:
     st.caption(_("{n} runs, {mb} MB. Newest first. Accuracies are final test accuracies.", n=len(runs),
                  mb=_.number(cache.size_bytes() / 1e6, 1)))
     st.dataframe(pd.DataFrame([{
-        _("run"): run_label(r, with_accuracy=False), _("model"): r.config.model.upper(),
+        _("open"): comparison_link(r.config), _("run"): run_label(r, with_accuracy=False), _("model"): r.config.model.upper(),
         _("dataset"): DATASETS[r.config.dataset].title, _("status"): r.status, _("epochs"): len(r.epochs),
         _("test accuracy"): _.percent(r.final.test_acc) if r.final else "–",
-        _("seconds"): round(r.total_seconds, 1), _("device"): r.device,
-        _("open"): comparison_link(r.config)} for r in runs]), hide_index=True, width="stretch",
+        _("seconds"): round(r.total_seconds, 1), _("device"): r.device} for r in runs]), hide_index=True, width="stretch",
         column_config={_("open"): st.column_config.LinkColumn(_("open"), display_text=_("compare"))})
 
 

@@ -282,6 +282,8 @@ def comparison_page(model: str) -> None:
     keys = [cache.key_for(e.config, data) for e in valid]
     jobs = remembered_jobs(scope, keys)
     plan_section(model, comparison, items, valid, data, cache, jobs, scope, _)
+    if notice := st.session_state.pop("lab.notice", None):
+        st.info(notice)
     ended_messages(jobs, _)
     if any(job.state in ACTIVE for job in jobs):
         watcher(scope, keys, {k: e.label for e, k in zip(valid, keys)}, model, param_title)
@@ -334,7 +336,8 @@ def plan_section(model: str, comparison: Comparison, items: list[Entry], valid: 
         basis += " " + _("An epochs comparison trains only its longest run; the shorter ones are its first epochs.")
     st.caption(basis + " " + _("Training goes on while you change settings or visit other pages."))
     for topic in FOR_PARAM.get(comparison.param, ()):
-        concept_note(topic, _, None)
+        if topic != "conv_size" or model != "cnn":  # the CNN's is beside the shape-flow table, just below
+            concept_note(topic, _, None)
     if model == "cnn" and valid:
         with st.expander(_("Shape flow: the image's shape after each layer")):
             st.dataframe(shape_flow_frame(items).rename(columns={"layer": _("layer")}), hide_index=True,
@@ -352,6 +355,8 @@ def submit(scope: str, configs: list[RunConfig], _: Translator) -> None:
         st.error(_.error(e))
         return
     remember(scope, jobs)
+    if not jobs:  # someone else's training of it ended meanwhile, or it was all cached
+        st.session_state["lab.notice"] = _("Everything was already in the cache: nothing to train.")
     st.rerun()  # from the top: the watcher shows the new jobs, the Run button says it is training
 
 
@@ -506,14 +511,14 @@ def results_section(model: str, comparison: Comparison, items: list[Entry], resu
     st.subheader(_("Time"))
     by_key = {r.key: r for r in results if r is not None}
     timing = timing.assign(machine=[machine_text(by_key[k], _) if k in by_key else "" for k in timing["key"]])
-    left, right = st.columns([3, 2])
-    left.dataframe(timing.drop(columns=["status", "key"]), hide_index=True, width="stretch", column_config={
+    st.dataframe(timing.drop(columns=["status", "key", "device"]), hide_index=True, width="stretch", column_config={
         "value": param_title, "total_s": st.column_config.NumberColumn(_("total (s)"), format="%.1f"),
         "s_per_epoch": st.column_config.NumberColumn(_("s / epoch"), format="%.2f"),
         "steps_per_epoch": _("steps / epoch"),
         "samples_per_s": st.column_config.NumberColumn(_("images / s"), format="%d"),
-        "batch_size": _("batch"), "device": _("device"), "machine": _("trained on"),
+        "batch_size": _("batch"), "machine": st.column_config.TextColumn(_("trained on"), width="large"),
         "cached": st.column_config.CheckboxColumn(_("cached"))})
+    left, right = st.columns([3, 2])
     left.caption(_("Times are from when each run was trained, on the machine named (cached runs keep theirs). Each "
                    "epoch also scores {n} test images. Smaller batches take more steps per epoch, and each step has a "
                    "fixed cost.", n=_.number(min(comparison.base.test_size, MNIST_TEST_SIZE))))

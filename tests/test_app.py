@@ -364,7 +364,7 @@ def test_cnn_invalid_value_is_an_error_while_the_other_value_runs():
     assert "filter size = 28" in error.value and "cannot work" in error.value
     flow = next(df.value for df in at.dataframe if "layer" in df.value.columns)
     assert list(flow.columns) == ["layer", "3"] and flow["3"].iloc[1] == "32 × 26 × 26"
-    assert any(e.label.startswith("Concept: Output size of a convolution") for e in at.expander)
+    assert any("Output size of a convolution" in m.value for m in at.markdown)  # beside the shape flow
 
     run_and_wait(at, "cnn")
     assert timing_table(at)["value"].tolist() == ["3"]
@@ -458,3 +458,25 @@ def test_a_class_code_is_needed_to_train_but_not_to_watch(monkeypatch):
         assert not at.button(key="mlp.run").disabled
     finally:
         monkeypatch.undo()
+
+
+def test_after_a_server_restart_the_page_forgets_its_jobs_and_says_the_runs_are_not_cached():
+    from app_pages import shared
+    at = open_page("app_pages/mlp.py")
+    set_mlp(at, "0.004", seed=43)
+    at.number_input(key="mlp.cfg.train_size").set_value(30000)
+    at.number_input(key="mlp.cfg.epochs").set_value(30).run()  # long enough to be still training below
+    at.button(key="mlp.run").click().run()
+    [job_id] = job_ids(at)
+    before = service()
+    shared.job_service.clear()  # the server restarted: a new service that knows no jobs
+    try:
+        at.run()
+        assert not at.exception and not at.error
+        assert not job_ids(at)  # the unknown id is dropped without a word
+        assert not [b for b in at.button if b.key == f"cancel.{job_id}"]
+        assert any("not in the cache" in i.value for i in at.info)
+        assert not at.button(key="mlp.run").disabled  # Run trains it again
+    finally:
+        before.cancel(job_id, at.session_state["lab.owner"])
+        before.wait([job_id], timeout=TIMEOUT)

@@ -277,7 +277,8 @@ def test_home_page_lists_the_cached_runs(server, browser):
     assert page.get_by_text("Runs in the cache").is_visible()
     assert page.get_by_text("Training now on this server").is_visible()
     assert page.get_by_text("MNIST found").is_visible()
-    assert "compare" in table_text(page, "compare")  # each cached run opens its comparison
+    if server.cached_runs():  # the earlier tests of this module trained some
+        assert "compare" in table_text(page, "compare")  # each cached run opens its comparison
     shot(page, "home", height=1000)
     page.context.close()
 
@@ -292,14 +293,19 @@ def test_five_users_asking_for_the_same_new_comparison_get_it_trained_once(serve
     before = len(server.cached_runs())
     for page in pages:
         page.get_by_role("button", name="Run comparison").click()
+    said = re.compile(r"Done: 2 run\(s\) trained|Everything was already in the cache")
+    watched = 0
     for page in pages:
-        wait_done(page, 240)
+        page.get_by_text(said).first.wait_for(timeout=240_000)
+        settle(page)
         no_errors(page)
         assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 4
-        # every session watched the same two trainings (one job per run, whoever asked first owns it)
-        assert page.get_by_text(re.compile(r"Done: 2 run\(s\) trained")).first.is_visible()
+        # a session that asked while the runs trained watched the same two trainings (one job per run,
+        # whoever asked first owns it); one that asked after they ended got them from the cache
+        watched += page.get_by_text(re.compile(r"Done: 2 run\(s\) trained")).count() > 0
         page.context.close()
-    assert len(server.cached_runs()) == before + 2
+    assert watched >= 1
+    assert len(server.cached_runs()) == before + 2  # trained once
 
 
 def test_clicking_around_while_training_never_loses_it(server, browser):
