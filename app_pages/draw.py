@@ -50,7 +50,7 @@ def class_names(run_key: str, known: dict) -> list[str]:
 def picker_labels(runs: list) -> dict[str, str]:
     """A line per run for the picker, each different: runs that differ only in their seed say their seed."""
     _ = tr()
-    labels = {r.key: f"{DATASETS[r.config.dataset].title} · {run_label(r)}" for r in runs}
+    labels = {r.key: f"{DATASETS[r.config.dataset].title} · {run_label(r, lang=_.lang)}" for r in runs}
     counts: dict[str, int] = {}
     for label in labels.values():
         counts[label] = counts.get(label, 0) + 1
@@ -92,11 +92,12 @@ if not runs:
 
 drawing, seen = st.columns([3, 2], gap="large")
 with drawing:
-    # The hint goes above the canvas: the component's toolbar hangs below its frame and covers what follows.
-    st.caption(_("Draw on the black square; the buttons under it undo, redo and clear."))
+    # The canvas's toolbar shows above its top edge (2.65rem) while the pointer is on it: room for it, so
+    # it covers nothing of the page.
+    st.container(height=48, border=False)
     canvas = st_canvas(stroke_width=22, stroke_color="#FFFFFF", background_color="#000000", height=280, width=280,
                        drawing_mode="freedraw", return_image_data=True, key="draw.canvas")
-    st.container(height=16, border=False)  # room for the toolbar, so it covers nothing
+    st.caption(_("Point at the black square to show its toolbar above it: undo, redo and clear."))
     upload = st.file_uploader(_("…or upload an image of one digit"),
                               type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], key="draw.upload")
 
@@ -142,7 +143,8 @@ if digit is not None and chosen:
             top = int(probs.argmax())
             with column.container(border=True):
                 st.metric(_("Reads"), names[top])
-                st.caption(_("{p} sure · {run}", p=_.percent(float(probs.max()), 0), run=run_label(known[run_key])))
+                st.caption(_("{p} sure · {run}", p=_.percent(float(probs.max()), 0),
+                             run=run_label(known[run_key], lang=_.lang)))
                 st.altair_chart(probability_chart(probability_table(probs), classes=names, text=_), width="stretch")
             if probs.max() >= SURE:
                 sure.append(run_key)
