@@ -27,6 +27,26 @@ def h1(page) -> str:
     return page.locator('[data-testid="stMain"] h1').first.inner_text()
 
 
+def overlaps(a: dict, b: dict) -> bool:
+    return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"] and \
+        a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]
+
+
+def toolbar_covers_nothing(page) -> None:
+    """The Draw page's canvas shows its toolbar above the square while the pointer is on it: it must not
+    cover the page's text (it once hid the caption under the title)."""
+    canvas = page.locator(".st-key-draw-canvas canvas").last
+    canvas.wait_for(timeout=30_000)
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_timeout(800)  # it slides in
+    toolbar = page.locator(".dc-toolbar-card").first.bounding_box()
+    texts = page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"], [data-testid="stMain"] h1')
+    assert texts.count() >= 2
+    for i in range(texts.count()):
+        assert not overlaps(toolbar, texts.nth(i).bounding_box()), texts.nth(i).inner_text()
+
+
 def test_the_language_switch_keeps_korean_across_pages_and_in_the_link(browser, tmp_path):  # noqa: F811
     with Server(tmp_path) as server:
         page = new_page(browser)
@@ -59,6 +79,7 @@ def test_the_language_switch_keeps_korean_across_pages_and_in_the_link(browser, 
         assert "하이퍼파라미터 비교" in h1(classmate)
         go_to(classmate, "그리기")
         assert h1(classmate) == "숫자 그리기" and "lang=ko" in classmate.url
+        toolbar_covers_nothing(classmate)
         classmate.context.close()
         page.context.close()
 
