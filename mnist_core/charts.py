@@ -149,7 +149,8 @@ def confusion_chart(frame: pd.DataFrame, classes: list[str] | None = None, text:
     order = list(classes) if classes is not None else None
     # Class names are long: slanted, every one shown (Vega would otherwise drop the ones that overlap).
     x = alt.X("predicted:O", title=text(N_("Predicted class")), sort=order,
-              axis=alt.Axis(labelAngle=0 if classes is None else -40, orient="top", labelOverlap=False))
+              axis=alt.Axis(labelAngle=-40 if max(map(len, order or ["0"])) > 2 else 0, orient="top",
+                            labelOverlap=False))
     y = alt.Y("true:O", title=text(N_("True class")), sort=order)
     base = alt.Chart(frame).encode(x=x, y=y)
     cells = base.mark_rect().encode(

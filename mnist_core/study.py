@@ -225,7 +225,10 @@ def missing_text(section: Section, lang: str) -> str:
     est = section.estimate
     if est is None or not section.missing:
         return ""
-    what = dict(name=obs._name(lang, section.param), values=", ".join(section.missing))
+    missing = [e.label for e, r in zip(section.items, section.results) if r is None]
+    missing += [gettext(N_("{value} (seed {seed})"), lang, value=f"{e.value:g}", seed=e.config.seed)
+                for e, r in zip(section.repeats, section.repeat_results) if r is None]
+    what = dict(name=obs._name(lang, section.param), values=", ".join(missing))
     if est.seconds is None:
         return gettext(MISSING_UNKNOWN, lang, model=section.preset.base.model.upper(), **what)
     return gettext(MISSING, lang, cost=_duration(est.seconds, lang), **what)
