@@ -27,6 +27,7 @@ TEXT = {
     "intro": N_("Six experiments of the blog post, rerun with this lab's engine. Each section quotes the post "
                 "(Korean, with our paraphrase), shows our runs and states what they show, computed from the runs."),
     "table": N_("Final results"),
+    "line": N_("(line {line})"),
 }
 TABLE_COLUMNS = {"status": N_("status"), "epochs_run": N_("epochs run"), "test_acc": N_("test accuracy"),
                  "test_loss": N_("test loss"), "train_loss": N_("train loss"), "s_per_epoch": N_("s/epoch"),
@@ -129,7 +130,8 @@ def to_html(sections: Sequence[Section], lang: str = "en") -> str:
         body.append(f"<p>{_e(t['setting'])}: <code>{_e(json.dumps(s.seed.setting, ensure_ascii=False))}</code></p><ul>")
         for q in s.seed.quotes:
             english = "" if lang == "ko" else f" — {_e(q.english)}"
-            body.append(f"<li><q lang='ko'>{_e(q.korean)}</q> (l. {q.line}){english}</li>")
+            where = text(lang)(TEXT["line"], line=q.line)
+            body.append(f"<li><q lang='ko'>{_e(q.korean)}</q> {_e(where)}{english}</li>")
         body.append(f"</ul><h3>{_e(t['ours'])}</h3>")
         if s.missing:
             body.append(f"<p class='missing'>{_e(missing_text(s, lang))}</p>")
@@ -178,7 +180,8 @@ def write_markdown(sections: Sequence[Section], path: Path, lang: str = "en") ->
         lines += [f"## {s.title}", "", f"**{t['question']}:** {s.question}", "", f"_{s.scaling}_", "",
                   f"### {t['seed']}", "", _where(s, lang), "",
                   f"{t['setting']}: `{json.dumps(s.seed.setting, ensure_ascii=False)}`", ""]
-        lines += [f"- “{q.korean}” (l. {q.line})" + ("" if lang == "ko" else f" — {q.english}") for q in s.seed.quotes]
+        lines += [f"- “{q.korean}” {text(lang)(TEXT['line'], line=q.line)}" + ("" if lang == "ko" else f" — {q.english}")
+                  for q in s.seed.quotes]
         lines += ["", f"### {t['ours']}", ""]
         if s.missing:
             lines += [f"> {missing_text(s, lang)}", ""]

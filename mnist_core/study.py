@@ -129,7 +129,8 @@ class Section:
 
     def repeat_metrics(self) -> pd.DataFrame:
         runs = self._chaotic_runs()
-        labels = [Entry(f"seed {r.config.seed}", r.config.seed, r.config) for r in runs]
+        labels = [Entry(gettext(N_("seed {seed}"), self.lang, seed=r.config.seed), r.config.seed, r.config)
+                  for r in runs]
         return metrics_frame(labels, runs)
 
     def _chaotic_runs(self) -> list[RunResult]:
