@@ -25,8 +25,8 @@ def seed_block(section: Section) -> None:
                        a=a, b=b), expanded=False):
         st.markdown(_("{setting}: `{values}`", setting=_(REPORT_TEXT["setting"]),
                       values=json.dumps(section.seed.setting, ensure_ascii=False)))
-        quotes = [f"“{q.korean}” {_(REPORT_TEXT['line'], line=q.line)}" + ("" if _.lang == "ko" else f" — {q.english}")
-                  for q in section.seed.quotes]
+        paraphrase = (lambda q: "") if _.lang == "ko" else (lambda q: f" — {q.english}")
+        quotes = [f"“{q.korean}” {_(REPORT_TEXT['line'], line=q.line)}{paraphrase(q)}" for q in section.seed.quotes]
         st.markdown("\n".join(f"- {q}" for q in quotes))
 
 

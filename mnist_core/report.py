@@ -180,8 +180,8 @@ def write_markdown(sections: Sequence[Section], path: Path, lang: str = "en") ->
         lines += [f"## {s.title}", "", f"**{t['question']}:** {s.question}", "", f"_{s.scaling}_", "",
                   f"### {t['seed']}", "", _where(s, lang), "",
                   f"{t['setting']}: `{json.dumps(s.seed.setting, ensure_ascii=False)}`", ""]
-        lines += [f"- “{q.korean}” {text(lang)(TEXT['line'], line=q.line)}" + ("" if lang == "ko" else f" — {q.english}")
-                  for q in s.seed.quotes]
+        lines += [f"- “{q.korean}” {text(lang)(TEXT['line'], line=q.line)}"
+                  + ("" if lang == "ko" else f" — {q.english}") for q in s.seed.quotes]
         lines += ["", f"### {t['ours']}", ""]
         if s.missing:
             lines += [f"> {missing_text(s, lang)}", ""]

@@ -152,5 +152,5 @@ def test_a_file_that_is_not_an_image_gets_one_translated_sentence(draw_page):
     at = open_draw("ko")
     at.file_uploader[0].set_value(("notes.png", b"hello", "image/png")).run()
     assert not at.exception
-    assert [e.value for e in at.error] == ["notes.png 파일을 이미지로 읽을 수 없습니다. 숫자 하나를 찍은 PNG나 JPEG를 올려 "
-                                           "주세요."]
+    expected = "notes.png 파일을 이미지로 읽을 수 없습니다. 숫자 하나를 찍은 PNG나 JPEG를 올려 주세요."
+    assert [e.value for e in at.error] == [expected]

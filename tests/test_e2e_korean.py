@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+# browser: test_e2e's fixture (one Chromium for this module); pytestmark: its skip where no Chromium is installed
 from test_e2e import (ARTIFACTS, Server, browser, comparison_url, go_to, nav_labels, new_page,  # noqa: F401
                       no_errors, pytestmark, settle, shot, wait_done)
 
