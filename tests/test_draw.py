@@ -154,3 +154,19 @@ def test_a_file_that_is_not_an_image_gets_one_translated_sentence(draw_page):
     assert not at.exception
     expected = "notes.png 파일을 이미지로 읽을 수 없습니다. 숫자 하나를 찍은 PNG나 JPEG를 올려 주세요."
     assert [e.value for e in at.error] == [expected]
+
+
+def test_a_tall_seven_keeps_clear_of_the_frame_in_the_28x28_preview():
+    # A canvas drawing (white strokes on black, 280x280 RGBA) of a "7" from the top to the bottom edge: its
+    # mass is high, in the bar, so centring the mass alone would push the foot of the stem onto row 27.
+    from PIL import ImageDraw
+    from mnist_core.preprocess import to_mnist
+    im = Image.new("RGBA", (280, 280), (0, 0, 0, 255))
+    pen = ImageDraw.Draw(im)
+    pen.line([(60, 20), (220, 20)], fill=(255, 255, 255, 255), width=22)
+    pen.line([(220, 20), (120, 270)], fill=(255, 255, 255, 255), width=22)
+    digit = to_mnist(np.asarray(im))
+    rows = np.nonzero(digit.max(axis=1) > 0.05)[0]
+    assert rows.max() - rows.min() >= 17  # still scaled to MNIST's 20-pixel box
+    assert rows.min() >= 1 and rows.max() <= 26  # one pixel clear of the frame, as MNIST's own 7s
+    assert not digit[[0, 27], :].any() and not digit[:, [0, 27]].any()
