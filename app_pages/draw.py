@@ -158,4 +158,11 @@ if digit is not None and chosen:
             st.markdown(f"**{title}.** {body}")
 
 if chosen:
-    inside_section(chosen, digit, data)
+    # One dataset at a time: the statistics inside a model are measured on test images of its own dataset.
+    shown = known[chosen[0]].config.dataset
+    same = [k for k in chosen if known[k].config.dataset == shown]
+    note = "" if len(same) == len(chosen) else _("Only the {dataset} models are shown here, the dataset of the first "
+                                                 "model chosen.", dataset=DATASETS[shown].title)
+    own = data if shown == data.name else dataset_or_error(shown)
+    if own is not None:
+        inside_section(same, digit, own, note=note)

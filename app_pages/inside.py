@@ -128,10 +128,14 @@ def mlp_inside(runs: list[str], image: np.ndarray, data: MnistData, labels: list
     st.altair_chart(unit_share_chart(share_frame(stats), text=_))
 
 
-def inside_section(runs: list[str], digit: np.ndarray | None, data: MnistData, key: str = "draw") -> None:
-    """The Draw page's "Inside the models": the chosen runs' insides for the drawing, or for a test digit."""
+def inside_section(runs: list[str], digit: np.ndarray | None, data: MnistData, key: str = "draw",
+                   note: str = "") -> None:
+    """The Draw page's "Inside the models": the chosen runs' insides for the drawing, or for a test image of
+    `data` (the runs' dataset: the activation statistics are measured on its test images)."""
     _ = tr()
     st.header(_("Inside the models"))
+    if note:
+        st.caption(note)
     sources = ["drawing", "test"]
     source = st.segmented_control(_("Look inside with"), sources, default=sources[0], key=f"{key}.inside.source",
                                   format_func=lambda s: _("the drawing") if s == "drawing" else _("a test digit"))

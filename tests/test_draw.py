@@ -146,6 +146,11 @@ def test_an_upload_to_a_fashion_mnist_model_is_answered_with_class_names_in_the_
         assert all(json.dumps(n, ensure_ascii=False) in labels for n in names)
     assert "바지" in labels  # Korean names on the axis, not the English ones
 
+    at = open_draw()  # a Fashion-MNIST and an MNIST model: inside, one dataset at a time
+    at.multiselect(key="draw.cfg.runs").set_value([keys["fashion"], keys["mlp"]]).run()
+    assert not at.exception
+    assert any(c.value.startswith("Only the Fashion-MNIST models are shown here") for c in at.caption)
+
 
 def test_a_file_that_is_not_an_image_gets_one_translated_sentence(draw_page):
     open_draw, _keys = draw_page
