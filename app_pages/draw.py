@@ -149,9 +149,9 @@ if digit is not None and chosen:
             if probs.max() >= SURE:
                 sure.append(run_key)
     if sure:
-        st.caption(_("{n} of {total} models give one class (almost) all the probability, right or wrong. That is "
-                     "what the seed's weight initialisation does; the notes below say why.", n=len(sure),
-                     total=len(chosen)))
+        st.caption(_("{n} of {total} models give one class (almost) all of the probability. The seed's normal(0, 1) "
+                     "weight init makes a model that sure of every answer, right or wrong; the notes below say why.",
+                     n=len(sure), total=len(chosen)))
     with st.expander(_("Why can a model be \"100% sure\"?"), expanded=bool(sure)):
         for topic in ("softmax", "init"):
             title, body = note(topic, _.lang)
@@ -161,8 +161,8 @@ if chosen:
     # One dataset at a time: the statistics inside a model are measured on test images of its own dataset.
     shown = known[chosen[0]].config.dataset
     same = [k for k in chosen if known[k].config.dataset == shown]
-    note = "" if len(same) == len(chosen) else _("Only the {dataset} models are shown here, the dataset of the first "
-                                                 "model chosen.", dataset=DATASETS[shown].title)
+    left_out = "" if len(same) == len(chosen) else _("Only the {dataset} models are shown here, the dataset of the "
+                                                     "first model chosen.", dataset=DATASETS[shown].title)
     own = data if shown == data.name else dataset_or_error(shown)
     if own is not None:
-        inside_section(same, digit, own, note=note)
+        inside_section(same, digit, own, note=left_out)
