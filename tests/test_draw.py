@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -115,7 +116,7 @@ def test_the_page_asks_the_best_mlp_and_cnn_and_shows_all_ten_probabilities(draw
     readings = [m for m in at.metric if m.label == "Reads"]
     assert len(readings) == 2 and all(m.value in DATASETS["mnist"].classes for m in readings)
     assert all(not m.proto.delta for m in readings)  # no meaningless arrow
-    assert sum("sure" in c.value for c in at.caption) == 2
+    assert sum(bool(re.match(r"\d+% sure · ", c.value)) for c in at.caption) == 2  # "100% sure · <the run>"
     specs = probability_specs(at)
     assert len(specs) >= 2
     for spec in specs:
