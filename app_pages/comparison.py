@@ -17,11 +17,14 @@ link shows whatever of it is cached at once and trains nothing until the visitor
 """
 from __future__ import annotations
 
+import functools
+import io
 import json
 import logging
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from mnist_core import PRESETS, ConfigError, RunConfig
@@ -48,7 +51,7 @@ QUICK_LOOK_SIZE = 5_000
 QUICK_LOOK_TEST_SIZE = 2_000  # a quick CNN epoch would otherwise spend most of its time scoring 10,000 test images
 PRESET_BUTTONS = {"mlp-lr": N_("Learning rate"), "mlp-epochs": N_("Epochs"), "mlp-batch": N_("Batch size"),
                   "mlp-activation": N_("Activations"), "cnn-stride": N_("Stride"), "cnn-filter": N_("Filter size")}
-WATCH_SECONDS = 1.0  # how often the watcher asks the service: live enough, and one light rerun of a fragment
+WATCH_SECONDS = 2.0  # how often the watcher asks the service: live enough; each rerun of it costs the server time
 
 # The sidebar's widgets, per config field: (label, kind, options or (min, max, step, format), help).
 # The bounds are the config's own (config._validate), so a widget never holds a value the page refuses.
@@ -409,8 +412,19 @@ def watcher(scope: str, keys: list[str], names: dict[str, str], model: str, para
                 cancel.caption(_("started by someone else"))
         frame = live_frame(jobs, names)
         if len(frame):
-            st.altair_chart(metric_chart(frame, "train_loss", log_scale=restore(f"{model}.view.log", model == "mlp"),
-                                         legend_title=param_title, text=_), width="stretch")
+            log_scale = restore(f"{model}.view.log", model == "mlp")
+            st.vega_lite_chart(json.loads(live_spec(frame.to_csv(index=False), log_scale, param_title, _.lang)),
+                               width="stretch")
+
+
+@functools.lru_cache(maxsize=256)
+def live_spec(csv: str, log_scale: bool, legend_title: str, lang: str) -> str:
+    """The live loss chart's Vega-Lite spec, built once per new epoch rather than at every watcher rerun:
+    building and validating an Altair chart costs a few hundred ms on a busy server, five watching sessions
+    then take the training thread's time (measured with bench/server_memory.py's five sessions)."""
+    frame = pd.read_csv(io.StringIO(csv), dtype={"value": str, "series": str})
+    return json.dumps(metric_chart(frame, "train_loss", log_scale=log_scale, legend_title=legend_title,
+                                   text=Translator(lang)).to_dict())
 
 
 def live_frame(jobs: list[Job], names: dict[str, str]):
