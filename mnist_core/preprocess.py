@@ -147,7 +147,9 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     total, total_mean = weight[-1], mean[-1]
     with np.errstate(divide="ignore", invalid="ignore"):
         between = (total_mean * weight - mean * total) ** 2 / (weight * (total - weight))
-    return float(centres[int(np.nanargmax(between[:-1]))]) if bins > 1 else float(centres[0])
+    if bins < 2 or not np.isfinite(between[:-1]).any():  # one level everywhere (a blank image): nothing above it
+        return float(edges[-1])
+    return float(centres[int(np.nanargmax(between[:-1]))])
 
 
 def digit_parts(mask: np.ndarray, share: float = 0.1, cells: int = 140) -> tuple[np.ndarray, np.ndarray]:
