@@ -285,8 +285,9 @@ def comparison_page(model: str) -> None:
     keys = [cache.key_for(e.config, data) for e in valid]
     jobs = remembered_jobs(scope, keys)
     plan_section(model, comparison, items, valid, data, cache, jobs, scope, _)
-    if notice := st.session_state.pop("lab.notice", None):
-        st.info(notice)
+    if scope in st.session_state.get("lab.asked", ()) and not st.session_state.get("lab.jobs", {}).get(scope):
+        # Run found it all cached (a classmate's training of it may have ended just then)
+        st.info(_("Everything was already in the cache: nothing to train."))
     ended_messages(jobs, _)
     if any(job.state in ACTIVE for job in jobs):
         watcher(scope, keys, {k: e.label for e, k in zip(valid, keys)}, model, param_title)
@@ -358,8 +359,7 @@ def submit(scope: str, configs: list[RunConfig], _: Translator) -> None:
         st.error(_.error(e))
         return
     remember(scope, jobs)
-    if not jobs:  # someone else's training of it ended meanwhile, or it was all cached
-        st.session_state["lab.notice"] = _("Everything was already in the cache: nothing to train.")
+    st.session_state.setdefault("lab.asked", set()).add(scope)
     st.rerun()  # from the top: the watcher shows the new jobs, the Run button says it is training
 
 
