@@ -1,4 +1,10 @@
-"""Draw page: draw a digit (or upload a photo of one) and see what the trained models read."""
+"""Draw page: draw a digit (or upload a photo of one) and see what the trained models read.
+
+By default it asks the most accurate cached MLP and CNN on MNIST (mnist_core.evaluate.best_runs), not
+the newest runs. Each model's answer shows all ten probabilities, so a model that is "100% sure"
+(the seed's normal(0, 1) init saturates softmax) is visible as such, with a concept note that says why.
+An upload may go to any model, Fashion-MNIST's too: the answers then name its classes.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -8,34 +14,56 @@ from streamlit_drawable_canvas import st_canvas
 from mnist_core import RunConfig
 from mnist_core.charts import probability_chart
 from mnist_core.compare import run_label
-from mnist_core.evaluate import predict, probability_table
+from mnist_core.data import DATASETS
+from mnist_core.evaluate import best_runs, predict, probability_table
+from mnist_core.jobs import RequestRefused
+from mnist_core.notes import note
 from mnist_core.preprocess import ImageError, load_image_bytes, to_mnist
 from app_pages.inside import inside_section
 from app_pages.shared import (ACTIVE, dataset_or_error, job_line, job_service, keep, may_train, owner, remember,
-                              remembered_jobs, restore, run_cache, trained_model)
-from mnist_core.jobs import RequestRefused
+                              remembered_jobs, restore, run_cache, tr, trained_model)
 
 # The seed's MLP (N(0, 1) init, Adam, lr 0.001, batch 100) for a few epochs: under a minute on a laptop CPU.
 STARTER = RunConfig(model="mlp", epochs=3)
 MODELS_PER_ROW = 4
-DEFAULT_MODELS = 3  # the newest runs: often the values of the comparison just made, side by side
 RUNS_KEY = "draw.cfg.runs"
-
+SURE = 0.995  # a model this sure of its answer reads "100%" (or "99%"): say why
 
 
 @st.fragment(run_every=1.0)
 def starter_watcher(cache_key: str) -> None:
     """The starter model's training (it goes on if the student leaves); the page reruns when it is done."""
+    _ = tr()
     jobs = remembered_jobs("draw.starter", [cache_key])
     if not any(job.state in ACTIVE for job in jobs):
         st.rerun()
     for job in jobs:
-        st.progress(job.progress, text=job_line(job, "The seed's MLP"))
+        st.progress(job.progress, text=job_line(job, _("The seed's MLP")))
 
 
-st.title("Draw a digit")
-st.caption("Draw with the mouse or a finger, or upload a photo. The drawing is prepared the way MNIST's digits were "
-           "(cropped to the ink, scaled into 20×20, centred by its centre of mass in 28×28) and shown to the models.")
+def class_names(run_key: str, known: dict) -> list[str]:
+    """The run's classes in the student's language: digits, or Fashion-MNIST's clothes."""
+    _ = tr()
+    return [_(c) for c in DATASETS[known[run_key].config.dataset].classes]
+
+
+def picker_labels(runs: list) -> dict[str, str]:
+    """A line per run for the picker, each different: runs that differ only in their seed say their seed."""
+    _ = tr()
+    labels = {r.key: f"{DATASETS[r.config.dataset].title} · {run_label(r, lang=_.lang)}" for r in runs}
+    counts: dict[str, int] = {}
+    for label in labels.values():
+        counts[label] = counts.get(label, 0) + 1
+    return {r.key: labels[r.key] if counts[labels[r.key]] == 1 else
+            _("{label} · seed {seed} ({key})", label=labels[r.key], seed=r.config.seed, key=r.key[-6:])
+            for r in runs}
+
+
+_ = tr()
+st.title(_("Draw a digit"))
+st.caption(_("Draw with the mouse or a finger, or upload a photo. The drawing is prepared the way MNIST's digits "
+             "were (cropped to the ink, scaled into 20×20, centred by its centre of mass in 28×28) and shown to the "
+             "models."))
 
 data = dataset_or_error()
 if data is None:
@@ -46,36 +74,39 @@ runs = [r for r in cache.list() if r.status == "ok" and r.final is not None]
 if not runs:
     service, cache_key = job_service(), cache.key_for(STARTER, data)
     jobs = remembered_jobs("draw.starter", [cache_key])
-    st.info("No trained model yet. Train the seed's MLP for a few epochs to start (about "
-            f"{STARTER.epochs * 2} s on a CPU), or run a comparison on the MLP or CNN page.")
+    st.info(_("No trained model yet. Train the seed's MLP for a few epochs to start (about {seconds} s on a CPU), "
+              "or run a comparison on the MLP or CNN page.", seconds=STARTER.epochs * 2))
     for job in jobs:
         if job.state == "failed":
-            st.error(job.message)
+            st.error(_("Training stopped with an error: {error}", error=job.message))
     if any(job.state in ACTIVE for job in jobs):
         starter_watcher(cache_key)
-    elif st.button("Train a starter model", type="primary", key="draw.train_starter", disabled=not may_train()):
+    elif st.button(_("Train a starter model"), type="primary", key="draw.train_starter", disabled=not may_train()):
         try:
             remember("draw.starter", service.submit([STARTER], owner()))
         except RequestRefused as e:
-            st.error(str(e))
+            st.error(_.error(e))
             st.stop()
         st.rerun()
     st.stop()
 
 drawing, seen = st.columns([3, 2], gap="large")
 with drawing:
+    # The canvas's toolbar shows above its top edge (2.65rem) while the pointer is on it: room for it, so
+    # it covers nothing of the page.
+    st.container(height=48, border=False)
     canvas = st_canvas(stroke_width=22, stroke_color="#FFFFFF", background_color="#000000", height=280, width=280,
                        drawing_mode="freedraw", return_image_data=True, key="draw.canvas")
-    st.caption("Use the canvas toolbar to undo or clear.")
-    upload = st.file_uploader("…or upload an image of one digit", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"],
-                              key="draw.upload")
+    st.caption(_("Point at the black square to show its toolbar above it: undo, redo and clear."))
+    upload = st.file_uploader(_("…or upload an image of one digit"),
+                              type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], key="draw.upload")
 
 image, problem = None, None
 if upload is not None:
     try:
         image = load_image_bytes(upload.getvalue(), name=upload.name)
     except ImageError as e:
-        problem = str(e)
+        problem = _.error(e)
 elif canvas is not None and canvas.image_data is not None:
     image = canvas.image_data
 digit = to_mnist(image) if image is not None else None
@@ -84,28 +115,54 @@ with seen:
     if problem:
         st.error(problem)
     elif digit is None:
-        st.info("Draw a digit on the black square (or upload an image) and the models will say what they read.")
+        st.info(_("Draw a digit on the black square (or upload an image) and the models will say what they read."))
     else:
-        st.image(np.kron(digit, np.ones((6, 6))), clamp=True, width=168,
-                 caption="What the models see: 28×28" + (f", from {upload.name}" if upload is not None else ""))
+        # Grey frame: the 28x28 image's own edges, so a digit near them shows as such.
+        framed = np.pad(np.kron(digit, np.ones((6, 6))), 2, constant_values=0.35)
+        st.image(framed, clamp=True, width=172,
+                 caption=(_("What the models see: 28×28, from {name}", name=upload.name) if upload is not None
+                          else _("What the models see: 28×28")))
 
 known = {r.key: r for r in runs}
+labels = picker_labels(runs)
 # Runs chosen earlier may have left the cache since; a multiselect must not hold unknown options.
 remembered = [k for k in restore(RUNS_KEY, []) if k in known]
-st.session_state[RUNS_KEY] = remembered or [r.key for r in runs[:DEFAULT_MODELS]]
+st.session_state[RUNS_KEY] = remembered or [r.key for r in best_runs(runs)]
 chosen = keep(RUNS_KEY, st.multiselect(
-    "Models to ask", list(known), key=RUNS_KEY, format_func=lambda k: run_label(known[k]),
-    help="Runs in the cache, newest first. Pick several, e.g. the four runs of an activation comparison, to see "
-         "them side by side."))
+    _("Models to ask"), list(known), key=RUNS_KEY, format_func=labels.get,
+    help=_("Runs in the cache, newest first; at first the most accurate MLP and CNN. Pick several, e.g. the four "
+           "runs of an activation comparison, to see them side by side. Fashion-MNIST models answer with "
+           "clothes: try them with an uploaded picture.")))
 
 if digit is not None and chosen:
+    sure = []
     for start in range(0, len(chosen), MODELS_PER_ROW):
         for column, run_key in zip(st.columns(MODELS_PER_ROW), chosen[start:start + MODELS_PER_ROW]):
             probs = predict(trained_model(run_key), digit)[0]
+            names = class_names(run_key, known)
+            top = int(probs.argmax())
             with column.container(border=True):
-                st.metric("Reads", int(probs.argmax()), f"{probs.max():.0%} sure", delta_color="off")
-                st.caption(run_label(known[run_key]))
-                st.altair_chart(probability_chart(probability_table(probs)), width="stretch")
+                st.metric(_("Reads"), names[top])
+                st.caption(_("{p} sure · {run}", p=_.percent(float(probs.max()), 0),
+                             run=run_label(known[run_key], lang=_.lang)))
+                st.altair_chart(probability_chart(probability_table(probs), classes=names, text=_), width="stretch")
+            if probs.max() >= SURE:
+                sure.append(run_key)
+    if sure:
+        st.caption(_("{n} of {total} models give one class (almost) all of the probability. The seed's normal(0, 1) "
+                     "weight init makes a model that sure of every answer, right or wrong; the notes below say why.",
+                     n=len(sure), total=len(chosen)))
+    with st.expander(_("Why can a model be \"100% sure\"?"), expanded=bool(sure)):
+        for topic in ("softmax", "init"):
+            title, body = note(topic, _.lang)
+            st.markdown(f"**{title}.** {body}")
 
 if chosen:
-    inside_section(chosen, digit, data)
+    # One dataset at a time: the statistics inside a model are measured on test images of its own dataset.
+    shown = known[chosen[0]].config.dataset
+    same = [k for k in chosen if known[k].config.dataset == shown]
+    left_out = "" if len(same) == len(chosen) else _("Only the {dataset} models are shown here, the dataset of the "
+                                                     "first model chosen.", dataset=DATASETS[shown].title)
+    own = data if shown == data.name else dataset_or_error(shown)
+    if own is not None:
+        inside_section(same, digit, own, note=left_out)

@@ -12,6 +12,7 @@ not at zero, so 96% and 98% do not look the same.
 """
 from __future__ import annotations
 
+import json
 import math
 
 from typing import Callable
@@ -146,7 +147,10 @@ def confusion_chart(frame: pd.DataFrame, classes: list[str] | None = None, text:
         names = dict(enumerate(classes))
         frame = frame.assign(true=frame["true"].map(names), predicted=frame["predicted"].map(names))
     order = list(classes) if classes is not None else None
-    x = alt.X("predicted:O", title=text(N_("Predicted class")), sort=order, axis=alt.Axis(labelAngle=0, orient="top"))
+    # Class names are long: slanted, every one shown (Vega would otherwise drop the ones that overlap).
+    x = alt.X("predicted:O", title=text(N_("Predicted class")), sort=order,
+              axis=alt.Axis(labelAngle=-40 if max(map(len, order or ["0"])) > 2 else 0, orient="top",
+                            labelOverlap=False))
     y = alt.Y("true:O", title=text(N_("True class")), sort=order)
     base = alt.Chart(frame).encode(x=x, y=y)
     cells = base.mark_rect().encode(
@@ -161,20 +165,27 @@ def confusion_chart(frame: pd.DataFrame, classes: list[str] | None = None, text:
     return alt.layer(cells, counts).properties(title=text(N_("Confusion matrix (test set)")), width=360, height=360)
 
 
-def probability_chart(frame: pd.DataFrame, title: str = "") -> alt.Chart:
-    """A bar per digit 0-9 with the model's softmax probability written beside it; the predicted digit
-    stands out. Bars lie on their side, one row per digit, so all ten labels fit a narrow column, and
-    "100% sure" reads as one full bar and nine empty ones."""
+def probability_chart(frame: pd.DataFrame, title: str = "", classes: list[str] | tuple[str, ...] | None = None,
+                      text: Text = _same) -> alt.Chart:
+    """A bar per class 0-9 with the model's softmax probability written beside it; the predicted class
+    stands out. Bars lie on their side, one row per class, so all ten labels fit a narrow column, and
+    "100% sure" reads as one full bar and nine empty ones. `classes`: the names shown for 0-9
+    (Fashion-MNIST's clothes, already translated); digits when not given."""
     top = int(frame.loc[frame["probability"].idxmax(), "digit"]) if len(frame) else -1
     digits = list(range(10))
+    names = [str(c) for c in classes] if classes is not None else [str(d) for d in digits]
+    frame = frame.assign(name=frame["digit"].map(dict(enumerate(names))))
+    axis = alt.Axis(values=digits, labelOverlap=False, labelFontSize=12, ticks=False, labelLimit=120)
+    if classes is not None:  # the class's name beside its row; the field stays the index 0-9
+        axis = alt.Axis(values=digits, labelOverlap=False, labelFontSize=12, ticks=False, labelLimit=120,
+                        labelExpr=f"{json.dumps(names, ensure_ascii=False)}[datum.value]")
     base = alt.Chart(frame).encode(
-        y=alt.Y("digit:O", title=None, scale=alt.Scale(domain=digits),
-                axis=alt.Axis(values=digits, labelOverlap=False, labelFontSize=12, ticks=False)),
+        y=alt.Y("digit:O", title=None, scale=alt.Scale(domain=digits), axis=axis),
         x=alt.X("probability:Q", title=None, scale=alt.Scale(domain=[0, 1]),
                 axis=alt.Axis(format=".0%", values=[0, 0.5, 1], grid=True)),
-        tooltip=[alt.Tooltip("digit:O"), alt.Tooltip("probability:Q", format=".2%")])
-    predicted = alt.condition(alt.datum.digit == top, alt.value("#e45756"), alt.value("#9ecae9"))
-    bars = base.mark_bar().encode(color=predicted)
+        tooltip=[alt.Tooltip("name:N", title=text(N_("class"))),
+                 alt.Tooltip("probability:Q", title=text(N_("probability")), format=".2%")])
+    bars = base.mark_bar().encode(color=alt.condition(alt.datum.digit == top, alt.value("#e45756"), alt.value("#9ecae9")))
     # "<1%" rather than a rounded "0%" beside a "100%": the model is never exactly certain.
     labels = base.transform_calculate(
         label="datum.probability < 0.005 ? '<1%' : format(datum.probability, '.0%')",

@@ -17,7 +17,7 @@ from .cache import RunCache
 from .config import (FIELD_LABELS, FIELD_TYPES, label, MNIST_TEST_SIZE, MODELS, SWEEPABLE, ConfigError, RunConfig,
                      check_no_repeats, coerce, split_values)
 from .data import MnistData
-from .i18n import N_
+from .i18n import N_, gettext
 from .models import multiply_adds, shape_flow
 from .sweep import plan
 from .train import RunResult
@@ -314,15 +314,18 @@ def from_query_params(params: Mapping[str, Any], model: str | None = None) -> Co
     return make_comparison(base, clean[URL_PARAM].strip(), clean[URL_VALUES])
 
 
-def run_label(run: RunResult, with_accuracy: bool = True) -> str:
-    """A cached run in one short line, for pickers: what it is and how good it got."""
+def run_label(run: RunResult, with_accuracy: bool = True, lang: str = "en") -> str:
+    """A cached run in one short line, for pickers: what it is and how good it got, in `lang`."""
     c = run.config
     if c.model == "mlp":
-        arch = f"MLP {'/'.join(c.activations)}, {c.init} init"
+        arch = gettext(N_("MLP {activations}, {init} init"), lang, activations="/".join(c.activations), init=c.init)
     else:
-        arch = f"CNN filter {c.kernel_size}, stride {c.stride}, padding {c.padding}"
-    final = run.final
-    accuracy = f"{100 * final.test_acc:.1f}%" if final else "no epoch finished"
-    return (f"{arch} · {c.optimizer} lr {c.lr:g} · batch {c.batch_size} · {len(run.epochs)} ep on "
-            f"{c.train_size:,} images" + (f" · {accuracy}" if with_accuracy else "")
-            + (" · diverged" if run.status == "diverged" else ""))
+        arch = gettext(N_("CNN filter {size}, stride {stride}, padding {padding}"), lang, size=c.kernel_size,
+                       stride=c.stride, padding=c.padding)
+    line = gettext(N_("{arch} · {optimizer} lr {lr} · batch {batch} · {epochs} ep on {images} images"), lang,
+                   arch=arch, optimizer=c.optimizer, lr=f"{c.lr:g}", batch=c.batch_size, epochs=len(run.epochs),
+                   images=f"{c.train_size:,}")
+    if with_accuracy:
+        final = run.final
+        line += " · " + (f"{100 * final.test_acc:.1f}%" if final else gettext(N_("no epoch finished"), lang))
+    return line + (" · " + gettext(N_("diverged"), lang) if run.status == "diverged" else "")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import zip_longest
 
 import numpy as np
 import pandas as pd
@@ -92,3 +93,26 @@ def confusion_table(counts: np.ndarray) -> pd.DataFrame:
 def probability_table(probs: np.ndarray) -> pd.DataFrame:
     """One image's 10 probabilities as tidy rows (digit, probability)."""
     return pd.DataFrame({"digit": np.arange(10), "probability": np.asarray(probs, dtype=float).ravel()})
+
+
+def best_runs(runs, datasets: tuple[str, ...] = ("mnist",), limit: int = 4) -> list:
+    """The Draw page's default models: the most accurate finished run of each kind of network (an MLP's
+    activations and width, a CNN's filter, stride and padding) on `datasets` (on any dataset when none
+    is there), MLPs and CNNs taking turns from the best, at most `limit`, MLPs first. So a student sees a
+    model that reads well of each kind, not whatever was trained last (which may be a 22% run)."""
+    finished = [r for r in runs if r.status == "ok" and r.final is not None]
+    chosen = [r for r in finished if r.config.dataset in datasets] or finished
+    best = {}
+    for run in chosen:
+        kind = (run.config.dataset, run.config.model, _architecture(run.config))
+        if kind not in best or run.final.test_acc > best[kind].final.test_acc:
+            best[kind] = run
+    by_model = {m: sorted((r for r in best.values() if r.config.model == m), key=lambda r: -r.final.test_acc)
+                for m in ("mlp", "cnn")}
+    turns = [r for pair in zip_longest(by_model["mlp"], by_model["cnn"]) for r in pair if r is not None][:limit]
+    return sorted(turns, key=lambda r: r.config.model != "mlp")  # stable: the best first within each model
+
+
+def _architecture(c: RunConfig) -> tuple:
+    return (tuple(c.activations), c.hidden) if c.model == "mlp" else (c.kernel_size, c.stride, c.padding,
+                                                                      c.conv_layers)

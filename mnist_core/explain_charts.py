@@ -6,24 +6,34 @@ gradient is nearly zero. A share chart puts the runs' dead and saturated units s
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import altair as alt
 import pandas as pd
 
 from .explain import SATURATION
+from .i18n import N_
 
 HEIGHT = 180
-SHARE_TITLES = {"dead_units": "dead units (never positive)", "saturated_units": "saturated units (always in a tail)",
-                "zero_fraction": "outputs exactly 0", "saturated_fraction": "outputs in a flat tail"}
+SHARE_TITLES = {"dead_units": N_("dead units (never positive)"),
+                "saturated_units": N_("saturated units (always in a tail)"),
+                "zero_fraction": N_("outputs exactly 0"), "saturated_fraction": N_("outputs in a flat tail")}
+Text = Callable[[str], str]  # a translator (i18n.Translator) or anything str -> str; English by default
 
 
-def activation_histogram_chart(frame: pd.DataFrame, title: str = "") -> alt.Chart:
+def _same(message: str) -> str:
+    return message
+
+
+def activation_histogram_chart(frame: pd.DataFrame, title: str = "", text: Text = _same) -> alt.Chart:
     """One hidden layer's histogram, rows (start, end, share, activation); the saturated tails are shaded."""
     activation = str(frame["activation"].iloc[0]) if len(frame) else ""
-    x = alt.X("start:Q", title=f"{activation} output", bin="binned")
+    x = alt.X("start:Q", title=text(N_("output of {activation}")).format(activation=activation), bin="binned")
     bars = alt.Chart(frame).mark_bar(color="#4c78a8").encode(
-        x=x, x2="end:Q", y=alt.Y("share:Q", title="share of outputs", axis=alt.Axis(format=".0%")),
-        tooltip=[alt.Tooltip("start:Q", format=".3f"), alt.Tooltip("end:Q", format=".3f"),
-                 alt.Tooltip("share:Q", format=".1%")])
+        x=x, x2="end:Q", y=alt.Y("share:Q", title=text(N_("share of outputs")), axis=alt.Axis(format=".0%")),
+        tooltip=[alt.Tooltip("start:Q", title=text(N_("from")), format=".3f"),
+                 alt.Tooltip("end:Q", title=text(N_("to")), format=".3f"),
+                 alt.Tooltip("share:Q", title=text(N_("share of outputs")), format=".1%")])
     if activation not in SATURATION:
         return bars.properties(title=title, height=HEIGHT)
     low, high = SATURATION[activation]
@@ -33,18 +43,20 @@ def activation_histogram_chart(frame: pd.DataFrame, title: str = "") -> alt.Char
     return alt.layer(shade, bars).properties(title=title, height=HEIGHT)
 
 
-def unit_share_chart(frame: pd.DataFrame) -> alt.Chart:
+def unit_share_chart(frame: pd.DataFrame, text: Text = _same) -> alt.Chart:
     """Dead and saturated shares per run and hidden layer, rows (run, layer, measure, share): grouped bars."""
     order = list(dict.fromkeys(frame["run"].tolist()))
+    frame = frame.assign(measure=frame["measure"].map(lambda m: text(m)))
     return alt.Chart(frame).mark_bar().encode(
         x=alt.X("layer:N", title=None, axis=alt.Axis(labelAngle=0)),
         xOffset=alt.XOffset("run:N", sort=order),
-        y=alt.Y("share:Q", title="share", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
+        y=alt.Y("share:Q", title=text(N_("share")), scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
         color=alt.Color("run:N", sort=order, scale=alt.Scale(domain=order, scheme="tableau10"),
                         legend=alt.Legend(orient="bottom", columns=1, labelLimit=600)),
-        column=alt.Column("measure:N", title=None, sort=list(SHARE_TITLES.values())),
-        tooltip=[alt.Tooltip("run:N"), alt.Tooltip("layer:N"), alt.Tooltip("measure:N"),
-                 alt.Tooltip("share:Q", format=".1%")],
+        column=alt.Column("measure:N", title=None, sort=[text(t) for t in SHARE_TITLES.values()]),
+        tooltip=[alt.Tooltip("run:N", title=text(N_("run"))), alt.Tooltip("layer:N", title=text(N_("layer"))),
+                 alt.Tooltip("measure:N", title=text(N_("measure"))),
+                 alt.Tooltip("share:Q", title=text(N_("share")), format=".1%")],
     ).properties(height=HEIGHT, width=140)
 
 

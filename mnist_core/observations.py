@@ -2,9 +2,9 @@
 
 Every sentence is computed from the runs (change the runs and the sentences change); none is written
 for a particular outcome. The frames are compare.py's: `metrics_frame` (one row per value and epoch),
-`final_frame` (one row per value), `timing_frame` (one row per run). All wording lives in TEMPLATES,
-one dict per language, each a complete sentence with named placeholders, so that the text can move to
-translation catalogs as it is.
+`final_frame` (one row per value), `timing_frame` (one row per run). All wording lives in TEMPLATES:
+complete English sentences with named placeholders, marked for translation; their Korean is in the
+catalog (mnist_core/locales), and `say(lang, key, ...)` fills in either.
 """
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-LANGS = ("en", "ko")
+from .i18n import LANGUAGES, N_, gettext
+
+LANGS = tuple(LANGUAGES)
 CHANCE = 0.2          # below this a 10-class classifier is guessing: the run collapsed
 UNIFORM_LOSS = math.log(10)  # the loss of predicting 1/10 for every digit: 2.30
 SPREAD = 0.10         # seeds whose final accuracies span more than 10 points: the value is at the mercy of chance
@@ -21,162 +23,90 @@ SAME_TIME_RATIO = 1.5  # "the same time per step" holds if the slowest step is w
 OVERFIT_RISE = 0.02    # test loss must rise 2% above its minimum to call it overfitting, not wobble
 LEVELS = (0.99, 0.98, 0.97, 0.95, 0.9, 0.8, 0.5)  # accuracy thresholds for "epochs to reach"
 
-PARAM_NAMES = {
-    "en": {"lr": "learning rate", "epochs": "epochs", "batch_size": "batch", "activations": "activations",
-           "stride": "stride", "kernel_size": "filter size", "seed": "seed"},
-    "ko": {"lr": "학습률", "epochs": "에폭", "batch_size": "배치 크기", "activations": "활성화 함수",
-           "stride": "스트라이드", "kernel_size": "필터 크기", "seed": "시드"},
-}
+PARAM_NAMES = {"lr": N_("learning rate"), "epochs": N_("epochs"), "batch_size": N_("batch size"),
+               "activations": N_("activations"), "stride": N_("stride"), "kernel_size": N_("filter size"),
+               "seed": N_("random seed")}
 
-TEMPLATES: dict[str, dict[str, str]] = {
-    "en": {
-        "best": "{name} {best} ends with the best test accuracy, {best_acc}, {margin} points ahead of {name} "
-                "{second} ({second_acc}); the noise of {test_size} test images is about ±{noise} points.",
-        "best_tie": "{name} {best} ({best_acc}) and {second} ({second_acc}) tie: {margin} points apart, within the "
-                    "noise of {test_size} test images (about ±{noise} points).",
-        "best_only": "Only {name} {best} has a result: test accuracy {best_acc}.",
-        "diverged": "{name} {value} diverged in epoch {epoch}: its loss became infinite or NaN.",
-        "collapsed": "{name} {value} collapsed: its test accuracy peaked at {best_acc} in epoch {best_epoch}, fell "
-                     "below {chance} from epoch {epoch} and ended at {final_acc} (a 10-digit guess scores 10%).",
-        "never_learned": "{name} {value} never learned: its best test accuracy was {best_acc} (epoch {best_epoch}), "
-                         "below {chance}, and it ended at {final_acc} after {epochs} (a 10-digit guess scores 10%).",
-        "collapsed_uniform": "Its test loss ended at {loss}, that is ln 10 = 2.30, the loss of answering 1/10 for "
-                             "every digit: the network stopped telling digits apart.",
-        "repeats": "{name} {value} with {count} seeds ended at test accuracy {accs}.",
-        "repeats_robust": "All {count} seeds collapsed: the failure of {name} {value} is robust, not chance.",
-        "repeats_none": "None of the {count} seeds collapsed: the failure of {name} {value} is not reproduced here.",
-        "repeats_chance": "{failed} of {count} seeds collapsed: whether {name} {value} fails is chance (the seed "
-                          "of the run), not the learning rate alone.",
-        "repeats_spread": "Across the seeds the final accuracy spans {low} to {high}: at {name} {value} the seed of "
-                          "the run decides the result as much as the {name} does.",
-        "seed_agrees": "The seed reports {what} {seed_value}; we measure {ours}: this agrees.",
-        "seed_disagrees": "The seed reports {what} {seed_value}; we measure {ours}: the seed's claim does not hold "
-                          "here. Likely reason: {reason}",
-        "overfit": "Test loss bottoms out at epoch {epoch} ({best_loss}) and rises to {last_loss} by epoch {last} "
-                   "while the training loss keeps falling ({train_then} → {train_last}): the model overfits from "
-                   "epoch {epoch}.",
-        "no_overfit": "Within {last} epochs the test loss does not turn up (lowest {best_loss} at epoch {epoch}, "
-                      "last {last_loss}) while the training loss falls to {train_last}: no overfitting in this range.",
-        "acc_fell": "Test accuracy peaked at {best_acc} in epoch {best_epoch} and ended at {last_acc}: more epochs "
-                    "lowered it, as the seed warned.",
-        "acc_held": "Test accuracy at the last epoch ({last_acc}) is within noise of its best ({best_acc}, epoch "
-                    "{best_epoch}): the seed's 'very many epochs can lower accuracy' is not seen within {last} epochs.",
-        "gains": "Training accuracy at {points}: the gains shrink ({gains}), as in the seed (+0.0918, +0.009, "
-                 "+0.0054).",
-        "gains_not_shrinking": "Training accuracy at {points}: the gains ({gains}) do not shrink steadily, unlike "
-                               "the seed's (+0.0918, +0.009, +0.0054).",
-        "step_times": "Measured time per step (epoch time incl. its test pass ÷ steps): {items}.",
-        "step_item": "batch {value}: {step_ms} ms × {steps} steps = {epoch_s} s/epoch",
-        "same_step_holds": "A step at batch {big} takes {ratio}× the time of one at batch {small}: about the same, so "
-                           "the seed's 'one step takes the same time whatever the batch size' holds here.",
-        "same_step_fails": "A step at batch {big} takes {ratio}× the time of one at batch {small} ({big_ms} vs "
-                           "{small_ms} ms): the seed's claim that one step takes the same time whatever the batch size "
-                           "does not hold here. Likely reason: on a CPU a step's work grows with the batch; a GPU "
-                           "leaves small batches idle.",
-        "seed_own_steps": "The seed's own times do not show it either: batch {big}'s epoch took as long as batch "
-                          "{mid}'s with {fewer}× fewer steps, so each of its steps took {ratio}× longer.",
-        "bigger_faster": "Per epoch, batch {big} is {speedup}× faster than batch {small} ({big_s} vs {small_s} s); "
-                         "the seed measured {seed_speedup}× (5:26 vs 15:53) on its GPU.",
-        "bigger_not_faster": "Per epoch, batch {big} is not faster than batch {small} ({big_s} vs {small_s} s), "
-                             "unlike the seed's {seed_speedup}× on its GPU.",
-        "tradeoff": "The trade-off: the fastest, batch {fast} ({fast_s} s/epoch), ends at {fast_acc}, {gap} points "
-                    "below batch {best} ({best_acc}, {best_s} s/epoch) after the same {epochs} epochs.",
-        "no_tradeoff": "Batch {best} is both the fastest per epoch ({best_s} s) and the most accurate ({best_acc}).",
-        "reach": "Epochs to reach {level} test accuracy: {items}.",
-        "reach_item": "{value} {epochs}",
-        "reach_never": "{value} not within {epochs}",
-        "reach_none": "No run reaches 50% test accuracy.",
-        "shapes": "Values into the classifier (flatten): {items}.",
-        "shape_item": "{name} {value}: {size:,} ({shape})",
-        "shapes_ratio": "{name} {small} hands the classifier {ratio}× fewer values than {name} {big}.",
-        "speed": "{name} {fast} trains {ratio}× faster per epoch than {name} {slow} ({fast_s} vs {slow_s} s).",
-        "silent": "The seed shows only its pictures here (lost) and states no result; the numbers above are ours.",
-    },
-    "ko": {
-        "best": "{name} {best}일 때 최종 테스트 정확도가 {best_acc}로 가장 높고, 다음인 {second}의 {second_acc}보다 "
-                "{margin}%p 앞선다. 테스트 이미지 {test_size}장의 오차는 약 ±{noise}%p이다.",
-        "best_tie": "{name} {best}의 {best_acc}, {second}의 {second_acc}는 {margin}%p 차이로, 테스트 이미지 "
-                    "{test_size}장의 오차(약 ±{noise}%p) 안이므로 비겼다고 봐야 한다.",
-        "best_only": "{name} {best}만 결과가 있다: 테스트 정확도 {best_acc}.",
-        "diverged": "{name} {value}일 때 {epoch}번째 에폭에서 발산했다: 손실이 무한대나 NaN이 되었다.",
-        "collapsed": "{name} {value}일 때 학습이 무너졌다: 테스트 정확도가 {best_epoch}번째 에폭에서 {best_acc}로 가장 "
-                     "높았다가 {epoch}번째 에폭부터 {chance} 아래로 떨어져 {final_acc}로 끝났다 (10개 숫자 중 하나를 "
-                     "찍으면 10%).",
-        "never_learned": "{name} {value}일 때는 전혀 배우지 못했다: 가장 높은 테스트 정확도가 {best_acc}({best_epoch}번째 "
-                         "에폭)로 {chance}에 못 미쳤고, {epochs} 뒤 {final_acc}로 끝났다 (10개 숫자 중 하나를 찍으면 10%).",
-        "collapsed_uniform": "테스트 손실은 {loss}로 끝났는데, 이는 모든 숫자에 1/10을 답할 때의 손실 ln 10 = 2.30이다: "
-                             "원 글의 'Local Minimum(2.30x)'은 네트워크가 숫자를 전혀 구별하지 못하는 상태다.",
-        "repeats": "{name} {value}에서 시드 {count}개로 학습한 최종 테스트 정확도: {accs}.",
-        "repeats_robust": "시드 {count}개 모두 무너졌다: {name} {value}의 실패는 우연이 아니라 재현된다.",
-        "repeats_none": "시드 {count}개 중 무너진 것이 없다: {name} {value}의 실패는 여기서 재현되지 않는다.",
-        "repeats_chance": "시드 {count}개 중 {failed}개가 무너졌다: {name} {value}에서 실패하는지는 학습률만이 아니라 "
-                          "시드에 따른 우연이다.",
-        "repeats_spread": "시드에 따라 최종 정확도가 {low}에서 {high}까지 퍼진다: {name} {value}에서는 {name}만큼이나 "
-                          "시드가 결과를 정한다.",
-        "seed_agrees": "원 글이 보고한 {what}: {seed_value}, 우리의 측정: {ours}. 일치한다.",
-        "seed_disagrees": "원 글이 보고한 {what}: {seed_value}, 우리의 측정: {ours}. 여기서는 원 글의 주장이 성립하지 "
-                          "않는다. 그럴듯한 이유: {reason}",
-        "overfit": "테스트 손실은 {epoch}번째 에폭에서 가장 낮고({best_loss}) {last}번째 에폭까지 {last_loss}로 다시 "
-                   "오르지만, 학습 손실은 계속 줄어든다({train_then} → {train_last}): {epoch}번째 에폭부터 과적합이다.",
-        "no_overfit": "{last} 에폭 안에서 테스트 손실은 다시 오르지 않는다(가장 낮은 값 {best_loss}, {epoch}번째 에폭; "
-                      "마지막 {last_loss}). 학습 손실은 {train_last}까지 줄어든다: 이 범위에서는 과적합이 없다.",
-        "acc_fell": "테스트 정확도는 {best_epoch}번째 에폭에서 {best_acc}로 가장 높았고 {last_acc}로 끝났다: 원 글의 "
-                    "경고처럼 에폭을 늘리자 정확도가 떨어졌다.",
-        "acc_held": "마지막 에폭의 테스트 정확도({last_acc})는 최고값({best_acc}, {best_epoch}번째 에폭)과 오차 범위 "
-                    "안이다: '에폭 수를 매우 많이 늘리면 정확도가 작아질 수 있다'는 현상은 {last} 에폭 안에서는 보이지 "
-                    "않는다.",
-        "gains": "에폭 {points}에서의 학습 정확도: 증가폭이 줄어든다({gains}). 원 글(+0.0918, +0.009, +0.0054)과 같다.",
-        "gains_not_shrinking": "에폭 {points}에서의 학습 정확도: 증가폭({gains})이 꾸준히 줄지 않는다. 원 글(+0.0918, "
-                               "+0.009, +0.0054)과 다르다.",
-        "step_times": "측정한 한 스텝의 시간 (테스트를 포함한 에폭 시간 ÷ 스텝 수): {items}.",
-        "step_item": "배치 크기 {value}: {step_ms} ms × {steps} 스텝 = 에폭당 {epoch_s}초",
-        "same_step_holds": "배치 크기 {big}의 한 스텝은 배치 크기 {small}의 {ratio}배 걸린다: 거의 같으므로 '배치 크기와 "
-                           "상관없이 한 번의 학습에 똑같은 시간이 걸린다'는 원 글의 주장이 여기서도 성립한다.",
-        "same_step_fails": "배치 크기 {big}의 한 스텝은 배치 크기 {small}의 {ratio}배 걸린다({big_ms} ms 대 "
-                           "{small_ms} ms): '배치 크기와 상관없이 한 번의 학습에 똑같은 시간이 걸린다'는 원 글의 주장은 "
-                           "여기서 성립하지 않는다. 그럴듯한 이유: CPU에서는 배치가 클수록 한 스텝의 계산량이 늘고, "
-                           "GPU는 작은 배치에서 대부분 놀고 있다.",
-        "seed_own_steps": "원 글의 시간도 이를 보여주지 않는다: 배치 크기 {big}의 에폭은 스텝 수가 {fewer}분의 1인데도 "
-                          "배치 크기 {mid}의 에폭과 같은 시간이 걸렸으니, 한 스텝이 {ratio}배 오래 걸린 셈이다.",
-        "bigger_faster": "에폭당 시간은 배치 크기 {big}일 때가 {small}일 때보다 {speedup}배 빠르다({big_s}초 대 "
-                         "{small_s}초). 원 글은 GPU에서 {seed_speedup}배(5:26 대 15:53)였다.",
-        "bigger_not_faster": "에폭당 시간은 배치 크기 {big}일 때가 {small}일 때보다 빠르지 않다({big_s}초 대 "
-                             "{small_s}초). 원 글은 GPU에서 {seed_speedup}배였다.",
-        "tradeoff": "대가가 있다: 에폭당 가장 빠른 배치 크기 {fast}({fast_s}초)의 정확도는 같은 {epochs} 에폭 뒤 "
-                    "{fast_acc}로, 배치 크기 {best}의 {best_acc}(에폭당 {best_s}초)보다 {gap}%p 낮다.",
-        "no_tradeoff": "배치 크기 {best}일 때 에폭당 가장 빠르고({best_s}초) 정확도도 가장 높다({best_acc}).",
-        "reach": "테스트 정확도 {level}에 도달하는 데 필요한 에폭: {items}.",
-        "reach_item": "{value} {epochs}",
-        "reach_never": "{value} {epochs} 안에 도달 못 함",
-        "reach_none": "테스트 정확도 50%에 도달한 실행이 없다.",
-        "shapes": "분류기(flatten)로 들어가는 값의 수: {items}.",
-        "shape_item": "{name} {value}: {size:,}개 ({shape})",
-        "shapes_ratio": "{name} {small}일 때 분류기에 넘기는 값은 {name} {big}일 때의 {ratio}분의 1이다.",
-        "speed": "{name} {fast}일 때가 {name} {slow}일 때보다 에폭당 {ratio}배 빠르다({fast_s}초 대 {slow_s}초).",
-        "silent": "원 글은 여기서 그림만 보여주고(사라짐) 결과를 말하지 않는다: 위의 수치는 우리의 측정이다.",
-    },
+TEMPLATES: dict[str, str] = {
+    "best": N_("{name} {best} ends with the best test accuracy, {best_acc}, {margin} points ahead of {name} "
+               "{second} ({second_acc}); the noise of {test_size} test images is about ±{noise} points."),
+    "best_tie": N_("{name} {best} ({best_acc}) and {second} ({second_acc}) tie: {margin} points apart, within the "
+                   "noise of {test_size} test images (about ±{noise} points)."),
+    "best_only": N_("Only {name} {best} has a result: test accuracy {best_acc}."),
+    "diverged": N_("{name} {value} diverged in epoch {epoch}: its loss became infinite or NaN."),
+    "collapsed": N_("{name} {value} collapsed: its test accuracy peaked at {best_acc} in epoch {best_epoch}, fell "
+                    "below {chance} from epoch {epoch} and ended at {final_acc} (a 10-digit guess scores 10%)."),
+    "never_learned": N_("{name} {value} never learned: its best test accuracy was {best_acc} (epoch {best_epoch}), "
+                        "below {chance}, and it ended at {final_acc} after {epochs} (a 10-digit guess scores 10%)."),
+    "collapsed_uniform": N_("Its test loss ended at {loss}, that is ln 10 = 2.30, the loss of answering 1/10 for "
+                            "every digit: the network stopped telling digits apart."),
+    "repeats": N_("{name} {value} with {count} seeds ended at test accuracy {accs}."),
+    "repeats_robust": N_("All {count} seeds collapsed: the failure of {name} {value} is robust, not chance."),
+    "repeats_none": N_("None of the {count} seeds collapsed: the failure of {name} {value} is not reproduced here."),
+    "repeats_chance": N_("{failed} of {count} seeds collapsed: whether {name} {value} fails is chance (the seed "
+                         "of the run), not the learning rate alone."),
+    "repeats_spread": N_("Across the seeds the final accuracy spans {low} to {high}: at {name} {value} the seed of "
+                         "the run decides the result as much as the {name} does."),
+    "seed_agrees": N_("The seed reports {what} {seed_value}; we measure {ours}: this agrees."),
+    "seed_disagrees": N_("The seed reports {what} {seed_value}; we measure {ours}: the seed's claim does not hold "
+                         "here. Likely reason: {reason}"),
+    "overfit": N_("Test loss bottoms out at epoch {epoch} ({best_loss}) and rises to {last_loss} by epoch {last} "
+                  "while the training loss keeps falling ({train_then} → {train_last}): the model overfits from "
+                  "epoch {epoch}."),
+    "no_overfit": N_("Within {last} epochs the test loss does not turn up (lowest {best_loss} at epoch {epoch}, "
+                     "last {last_loss}) while the training loss falls to {train_last}: no overfitting in this range."),
+    "acc_fell": N_("Test accuracy peaked at {best_acc} in epoch {best_epoch} and ended at {last_acc}: more epochs "
+                   "lowered it, as the seed warned."),
+    "acc_held": N_("Test accuracy at the last epoch ({last_acc}) is within noise of its best ({best_acc}, epoch "
+                   "{best_epoch}): the seed's 'very many epochs can lower accuracy' is not seen within {last} epochs."),
+    "gains": N_("Training accuracy at {points}: the gains shrink ({gains}), as in the seed (+0.0918, +0.009, "
+                "+0.0054)."),
+    "gains_not_shrinking": N_("Training accuracy at {points}: the gains ({gains}) do not shrink steadily, unlike "
+                              "the seed's (+0.0918, +0.009, +0.0054)."),
+    "step_times": N_("Measured time per step (epoch time incl. its test pass ÷ steps): {items}."),
+    "step_item": N_("batch {value}: {step_ms} ms × {steps} steps = {epoch_s} s/epoch"),
+    "same_step_holds": N_("A step at batch {big} takes {ratio}× the time of one at batch {small}: about the same, so "
+                          "the seed's 'one step takes the same time whatever the batch size' holds here."),
+    "same_step_fails": N_("A step at batch {big} takes {ratio}× the time of one at batch {small} ({big_ms} vs "
+                          "{small_ms} ms): the seed's claim that one step takes the same time whatever the batch size "
+                          "does not hold here. Likely reason: on a CPU a step's work grows with the batch; a GPU "
+                          "leaves small batches idle."),
+    "seed_own_steps": N_("The seed's own times do not show it either: batch {big}'s epoch took as long as batch "
+                         "{mid}'s with {fewer}× fewer steps, so each of its steps took {ratio}× longer."),
+    "bigger_faster": N_("Per epoch, batch {big} is {speedup}× faster than batch {small} ({big_s} vs {small_s} s); "
+                        "the seed measured {seed_speedup}× (5:26 vs 15:53) on its GPU."),
+    "bigger_not_faster": N_("Per epoch, batch {big} is not faster than batch {small} ({big_s} vs {small_s} s), "
+                            "unlike the seed's {seed_speedup}× on its GPU."),
+    "tradeoff": N_("The trade-off: the fastest, batch {fast} ({fast_s} s/epoch), ends at {fast_acc}, {gap} points "
+                   "below batch {best} ({best_acc}, {best_s} s/epoch) after the same {epochs} epochs."),
+    "no_tradeoff": N_("Batch {best} is both the fastest per epoch ({best_s} s) and the most accurate ({best_acc})."),
+    "reach": N_("Epochs to reach {level} test accuracy: {items}."),
+    "reach_item": N_("{value} {epochs}"),
+    "reach_never": N_("{value} not within {epochs}"),
+    "reach_none": N_("No run reaches 50% test accuracy."),
+    "shapes": N_("Values into the classifier (flatten): {items}."),
+    "shape_item": N_("{name} {value}: {size:,} ({shape})"),
+    "shapes_ratio": N_("{name} {small} hands the classifier {ratio}× fewer values than {name} {big}."),
+    "speed": N_("{name} {fast} trains {ratio}× faster per epoch than {name} {slow} ({fast_s} vs {slow_s} s)."),
+    "silent": N_("The seed shows only its pictures here (lost) and states no result; the numbers above are ours."),
+    "seed_item": N_("{acc} (seed {seed})"),
+    "one_epoch": N_("{n} epoch"),
+    "many_epochs": N_("{n} epochs"),
 }
 
 # Why a seed's number may differ from ours: one per claim, chosen by the claim, never by the outcome.
 REASONS = {
-    "en": {
-        "chaotic": "with the seed's normal(0, 1) init, lr 0.1 is chaotic: where it ends depends on the run's seed "
-                   "and the last bits of rounding (see the repeats).",
-        "short": "our runs are shorter or use fewer training images than the seed's (see the scaling above).",
-    },
-    "ko": {
-        "chaotic": "원 글의 normal(0, 1) 초기화에서 학습률 0.1은 혼돈스럽다: 어디서 끝나는지는 시드와 반올림의 마지막 "
-                   "자리에 달려 있다 (시드 반복 참고).",
-        "short": "우리의 실행은 원 글보다 짧거나 학습 이미지가 적다 (위의 축소 설정 참고).",
-    },
+    "chaotic": N_("with the seed's normal(0, 1) init, lr 0.1 is chaotic: where it ends depends on the run's seed "
+                  "and the last bits of rounding (see the repeats)."),
+    "short": N_("our runs are shorter or use fewer training images than the seed's (see the scaling above)."),
 }
-EPOCH_UNITS = {"en": ("epoch", "epochs"), "ko": ("에폭", "에폭")}
 
 
 def say(lang: str, key: str, **values: Any) -> str:
-    if lang not in TEMPLATES:
+    """The sentence `key` in `lang` (English as written here, Korean from the catalog), filled in."""
+    if lang not in LANGS:
         raise ValueError(f"unknown language {lang!r}; choose one of {', '.join(LANGS)}")
-    return TEMPLATES[lang][key].format(**values)
+    return gettext(TEMPLATES[key], lang, **values)
 
 
 def pct(x: float) -> str:
@@ -192,12 +122,11 @@ def times(x: float) -> str:
 
 
 def _epochs(lang: str, n: int) -> str:
-    one, many = EPOCH_UNITS[lang]
-    return f"{n} {one if n == 1 else many}"
+    return say(lang, "one_epoch" if n == 1 else "many_epochs", n=n)
 
 
 def _name(lang: str, param: str) -> str:
-    return PARAM_NAMES[lang].get(param, param)
+    return gettext(PARAM_NAMES[param], lang) if param in PARAM_NAMES else param
 
 
 def _noise(p: float, n: int) -> float:
@@ -252,8 +181,7 @@ def repeats(finals: pd.DataFrame, param: str, value: str, lang: str = "en") -> l
     accs = finals["test_acc"].fillna(0.0)
     failed = int(((accs < CHANCE) | (finals["status"] == "diverged")).sum())
     count = len(finals)
-    listed = ", ".join(f"{pct(a)} (seed {s})" if lang == "en" else f"{pct(a)} (시드 {s})"
-                       for s, a in zip(finals["seed"], accs))
+    listed = ", ".join(say(lang, "seed_item", acc=pct(a), seed=s) for s, a in zip(finals["seed"], accs))
     verdict = "repeats_robust" if failed == count else "repeats_none" if failed == 0 else "repeats_chance"
     name = _name(lang, param)
     out = [say(lang, "repeats", name=name, value=value, count=count, accs=listed),
@@ -269,7 +197,7 @@ def seed_number(what: str, seed_value: float, ours: float, tolerance: float, rea
     values = dict(what=what, seed_value=fmt.format(seed_value), ours=fmt.format(ours))
     if abs(ours - seed_value) <= tolerance:
         return [say(lang, "seed_agrees", **values)]
-    return [say(lang, "seed_disagrees", reason=REASONS[lang][reason], **values)]
+    return [say(lang, "seed_disagrees", reason=gettext(REASONS[reason], lang), **values)]
 
 
 # -- epochs ----------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageFilter, UnidentifiedImageError
 
 from .errors import ImageError
+from .i18n import N_
 
 INK_THRESHOLD = 0.1  # of the strongest ink: fainter pixels are background noise
 MIN_INK_PIXELS = 4   # fewer than this and there is no digit to read
@@ -32,23 +33,27 @@ def load_image(path: str | Path) -> np.ndarray:
         with Image.open(path) as im:
             return _as_array(im)
     except FileNotFoundError:
-        raise ImageError(f"No such image file: {path}") from None
+        raise ImageError(N_("No such image file: {path}"), path=str(path)) from None
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
-        raise ImageError(f"{path} is not an image that can be read ({e}).") from None
+        raise ImageError(N_("{path} is not an image that can be read ({reason})."), path=str(path), reason=str(e)) from None
 
 
-def load_image_bytes(data: bytes, name: str = "the upload") -> np.ndarray:
+def load_image_bytes(data: bytes, name: str = "") -> np.ndarray:
     """An uploaded file's bytes as an array; anything that is not a readable image is an ImageError."""
     try:
         with Image.open(io.BytesIO(data)) as im:
             return _as_array(im)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        raise ImageError(f"{name} is not an image that can be read; upload a PNG or JPEG of one digit.") from None
+        if name:
+            raise ImageError(N_("{name} is not an image that can be read; upload a PNG or JPEG of one digit."),
+                             name=name) from None
+        raise ImageError(N_("The upload is not an image that can be read; upload a PNG or JPEG of one digit.")) from None
 
 
 def _as_array(im: Image.Image) -> np.ndarray:
     if im.width * im.height > MAX_UPLOAD_PIXELS:
-        raise ImageError(f"The image is {im.width}x{im.height} pixels, too large; crop it to the digit.")
+        raise ImageError(N_("The image is {width}x{height} pixels, too large; crop it to the digit."),
+                         width=im.width, height=im.height)
     im.draft("L", (WORKING_SIZE, WORKING_SIZE))  # JPEGs decode straight at a reduced size
     im = im.convert("RGBA") if im.mode in ("RGBA", "LA", "P", "PA") else im.convert("L")
     if max(im.size) > WORKING_SIZE:
@@ -149,6 +154,8 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     total, total_mean = weight[-1], mean[-1]
     with np.errstate(divide="ignore", invalid="ignore"):
         between = (total_mean * weight - mean * total) ** 2 / (weight * (total - weight))
+    if bins < 2 or not np.isfinite(between[:-1]).any():  # one level everywhere (a blank image): nothing above it
+        return float(edges[-1])
     return float(centres[int(np.nanargmax(between[:-1]))])
 
 
@@ -215,10 +222,11 @@ def to_mnist(image: np.ndarray) -> np.ndarray | None:
         return None
     ys, xs = np.indices(box.shape)
     cy, cx = (ys * box).sum() / total, (xs * box).sum() / total
-    # By centre of mass, as MNIST, but never past the frame: a tall "7" (its mass high, in the bar) would
-    # otherwise lose the foot of its stem off the bottom edge.
-    top = int(np.clip(round(14 - cy), 0, 28 - box.shape[0]))
-    left = int(np.clip(round(14 - cx), 0, 28 - box.shape[1]))
+    # By centre of mass, as MNIST, but never past the frame and one pixel clear of it: a tall "7" (its mass
+    # high, in the bar) would otherwise lose or touch with the foot of its stem the bottom edge; MNIST's
+    # own 7s end in row 26 (the median) of 0-27.
+    top = int(np.clip(round(14 - cy), 1, 27 - box.shape[0]))
+    left = int(np.clip(round(14 - cx), 1, 27 - box.shape[1]))
     out = np.zeros((28, 28))
     # paste `box` at (top, left), clipped to the 28x28 frame
     y0, x0 = max(top, 0), max(left, 0)

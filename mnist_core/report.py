@@ -13,75 +13,114 @@ from typing import Any, Sequence
 import altair as alt
 import pandas as pd
 
+from .i18n import N_, Translator
 from .charts import final_accuracy_chart, metric_chart, series_order, timing_chart
 from .seed_claims import SOURCE
 from .study import Section, legend_title, missing_text
 
 CHART_WIDTH = 340
 TEXT = {
-    "en": {"title": "The seed's study, regenerated", "question": "Question", "seed": "The seed post",
-           "where": "lines {a}–{b} of {source}, section “{section}”", "setting": "Its setting",
-           "ours": "Our runs", "observations": "What the runs show", "repeats": "lr 0.1 with other seeds",
-           "nothing": "No run of this section is cached yet.",
-           "intro": "Six experiments of the blog post, rerun with this lab's engine. Each section quotes the post "
-                    "(Korean, with our paraphrase), shows our runs and states what they show, computed from the runs.",
-           "table": "Final results"},
-    "ko": {"title": "원 글의 실험, 다시 돌리기", "question": "질문", "seed": "원 글",
-           "where": "{source} {a}–{b}행, “{section}” 절", "setting": "원 글의 설정",
-           "ours": "우리의 실행", "observations": "실행 결과가 보여주는 것", "repeats": "다른 시드로 학습한 학습률 0.1",
-           "nothing": "이 절의 실행이 아직 캐시에 없다.",
-           "intro": "블로그 글의 여섯 실험을 이 실습의 엔진으로 다시 돌렸다. 각 절은 원 글을 인용하고, 우리의 실행을 "
-                    "보여주며, 실행에서 계산한 관찰을 적는다.",
-           "table": "최종 결과"},
+    "title": N_("The seed's study, regenerated"), "question": N_("Question"), "seed": N_("The seed post"),
+    "where": N_("lines {a}–{b} of {source}, section “{section}”"), "setting": N_("Its setting"),
+    "ours": N_("Our runs"), "observations": N_("What the runs show"),
+    "nothing": N_("No run of this section is cached yet."),
+    "intro": N_("Six experiments of the blog post, rerun with this lab's engine. Each section quotes the post "
+                "(Korean, with our paraphrase), shows our runs and states what they show, computed from the runs."),
+    "table": N_("Final results"),
+    "line": N_("(line {line})"),
 }
+TABLE_COLUMNS = {"status": N_("status"), "epochs_run": N_("epochs run"), "test_acc": N_("test accuracy"),
+                 "test_loss": N_("test loss"), "train_loss": N_("train loss"), "s_per_epoch": N_("s/epoch"),
+                 "steps_per_epoch": N_("steps/epoch")}
+KOREAN_FONTS = Path("/usr/share/fonts/truetype/nanum")  # Debian's fonts-nanum; absent: Korean labels need a font
+KOREAN_FONT = "NanumGothic"
+
+
+def text(lang: str) -> Translator:
+    """The report's translator (a function of one text, as the chart builders take it)."""
+    return Translator(lang)
 
 
 # -- charts ----------------------------------------------------------------------------------------
 
-def section_charts(section: Section, width: int | None = CHART_WIDTH) -> list[tuple[str, alt.Chart]]:
+def section_charts(section: Section, width: int | None = CHART_WIDTH,
+                   lang: str | None = None) -> list[tuple[str, alt.Chart]]:
     """(name, chart) for a section: the comparison pages' charts, plus the chaotic value's seeds.
-    `width`: fixed for a file; None for the app, whose columns set it."""
+    `width`: fixed for a file; None for the app, whose columns set it. `lang`: the labels' language
+    (the section's unless given: a file written where no Korean font exists gets English labels)."""
     metrics, finals, timing = section.metrics(), section.finals(), section.timing()
     if metrics.empty:
         return []
-    title = legend_title(section.param)
+    _ = text(lang or section.lang)
+    title = _(legend_title(section.param))
     series = series_order(finals)
     log = section.preset.base.model == "mlp"  # the seed's normal(0, 1) init starts the MLP's loss in the hundreds
-    charts = [("train_loss", metric_chart(metrics, "train_loss", log_scale=log, legend_title=title, series=series)),
-              ("test_loss", metric_chart(metrics, "test_loss", log_scale=log, legend_title=title, series=series)),
-              ("test_acc", metric_chart(metrics, "test_acc", legend_title=title, series=series)),
-              ("final_acc", final_accuracy_chart(finals, legend_title=title))]
+    charts = [("train_loss", metric_chart(metrics, "train_loss", log_scale=log, legend_title=title, series=series,
+                                          text=_)),
+              ("test_loss", metric_chart(metrics, "test_loss", log_scale=log, legend_title=title, series=series,
+                                         text=_)),
+              ("test_acc", metric_chart(metrics, "test_acc", legend_title=title, series=series, text=_)),
+              ("final_acc", final_accuracy_chart(finals, legend_title=title, text=_))]
     if section.param == "batch_size" or section.preset.base.model == "cnn":
-        charts.append(("time", timing_chart(timing, legend_title=title)))
+        charts.append(("time", timing_chart(timing, legend_title=title, text=_)))
     repeats = section.repeat_metrics()
     if section.repeats and len(repeats):
-        charts.append(("seeds", metric_chart(repeats, "test_acc", legend_title="seed")
-                       .properties(title="Test accuracy, lr 0.1, one line per seed")))
+        charts.append(("seeds", metric_chart(repeats, "test_acc", legend_title=_("random seed"), text=_)
+                       .properties(title=_("Test accuracy at learning rate 0.1, one line per seed"))))
     return [(name, chart.properties(width=width) if width else chart) for name, chart in charts]
+
+
+def korean_font() -> bool:
+    """Registers a Korean font with vl-convert, once; False where none is installed (then files get English
+    chart labels: vl-convert would draw Hangul as empty boxes)."""
+    global _font_ready
+    if _font_ready is None:
+        _font_ready = False
+        if (KOREAN_FONTS / f"{KOREAN_FONT}.ttf").is_file():
+            try:
+                import vl_convert as vlc
+                vlc.register_font_directory(str(KOREAN_FONTS))
+                _font_ready = True
+            except Exception:  # an old vl-convert or an unreadable folder: English labels it is
+                _font_ready = False
+    return _font_ready
+
+
+_font_ready: bool | None = None
+
+
+def chart_language(lang: str) -> str:
+    """The language a file's charts can be drawn in on this machine."""
+    return lang if lang == "en" or korean_font() else "en"
 
 
 def render(chart: alt.Chart, fmt: str) -> bytes:
     import vl_convert as vlc
+    if korean_font():  # Hangul needs it; Latin text looks the same in it
+        chart = chart.configure(font=KOREAN_FONT)
     spec = chart.to_dict()
     if fmt == "svg":
         return vlc.vegalite_to_svg(spec).encode()
     return vlc.vegalite_to_png(spec, scale=1.5)
 
 
-def results_table(section: Section) -> pd.DataFrame:
+def results_table(section: Section, lang: str | None = None) -> pd.DataFrame:
     finals, timing = section.finals(), section.timing()
     if finals.empty:
         return finals
+    _ = text(lang or section.lang)
     table = finals.merge(timing[["value", "s_per_epoch", "steps_per_epoch"]], on="value", how="left")
     table = table[["value", "status", "epochs", "test_acc", "test_loss", "train_loss", "s_per_epoch", "steps_per_epoch"]]
     # "epochs" is also the epoch experiment's compared value: the run's length gets a name of its own
-    return table.rename(columns={"epochs": "epochs_run"}).rename(columns={"value": legend_title(section.param)})
+    table = table.rename(columns={"epochs": "epochs_run"})
+    return table.rename(columns={"value": _(legend_title(section.param)),
+                                 **{column: _(title) for column, title in TABLE_COLUMNS.items()}})
 
 
 # -- HTML ------------------------------------------------------------------------------------------
 
 def to_html(sections: Sequence[Section], lang: str = "en") -> str:
-    t = TEXT[lang]
+    t = {k: text(lang)(v) for k, v in TEXT.items()}
     body = [f"<h1>{_e(t['title'])}</h1>", f"<p>{_e(t['intro'])}</p>"]
     for s in sections:
         body.append(f"<section id='{s.preset.name}'><h2>{_e(s.title)}</h2>")
@@ -91,11 +130,12 @@ def to_html(sections: Sequence[Section], lang: str = "en") -> str:
         body.append(f"<p>{_e(t['setting'])}: <code>{_e(json.dumps(s.seed.setting, ensure_ascii=False))}</code></p><ul>")
         for q in s.seed.quotes:
             english = "" if lang == "ko" else f" — {_e(q.english)}"
-            body.append(f"<li><q lang='ko'>{_e(q.korean)}</q> (l. {q.line}){english}</li>")
+            where = text(lang)(TEXT["line"], line=q.line)
+            body.append(f"<li><q lang='ko'>{_e(q.korean)}</q> {_e(where)}{english}</li>")
         body.append(f"</ul><h3>{_e(t['ours'])}</h3>")
         if s.missing:
             body.append(f"<p class='missing'>{_e(missing_text(s, lang))}</p>")
-        charts = section_charts(s)
+        charts = section_charts(s, lang=chart_language(lang))
         if not charts:
             body.append(f"<p>{_e(t['nothing'])}</p>")
         body.append("<div class='charts'>")
@@ -125,14 +165,14 @@ def _e(text: Any) -> str:
 
 def _where(s: Section, lang: str) -> str:
     a, b = s.seed.lines
-    return TEXT[lang]["where"].format(a=a, b=b, source=SOURCE, section=s.seed.section)
+    return text(lang)(TEXT["where"], a=a, b=b, source=SOURCE, section=s.seed.section)
 
 
 # -- Markdown --------------------------------------------------------------------------------------
 
 def write_markdown(sections: Sequence[Section], path: Path, lang: str = "en") -> list[Path]:
     """Writes `path` and its PNG charts into `<stem>_files/` beside it; returns the PNGs written."""
-    t = TEXT[lang]
+    t = {k: text(lang)(v) for k, v in TEXT.items()}
     folder = path.with_name(f"{path.stem}_files")
     folder.mkdir(parents=True, exist_ok=True)
     lines, pngs = [f"# {t['title']}", "", t["intro"], ""], []
@@ -140,11 +180,12 @@ def write_markdown(sections: Sequence[Section], path: Path, lang: str = "en") ->
         lines += [f"## {s.title}", "", f"**{t['question']}:** {s.question}", "", f"_{s.scaling}_", "",
                   f"### {t['seed']}", "", _where(s, lang), "",
                   f"{t['setting']}: `{json.dumps(s.seed.setting, ensure_ascii=False)}`", ""]
-        lines += [f"- “{q.korean}” (l. {q.line})" + ("" if lang == "ko" else f" — {q.english}") for q in s.seed.quotes]
+        lines += [f"- “{q.korean}” {text(lang)(TEXT['line'], line=q.line)}"
+                  + ("" if lang == "ko" else f" — {q.english}") for q in s.seed.quotes]
         lines += ["", f"### {t['ours']}", ""]
         if s.missing:
             lines += [f"> {missing_text(s, lang)}", ""]
-        for name, chart in section_charts(s):
+        for name, chart in section_charts(s, lang=chart_language(lang)):
             png = folder / f"{s.preset.name}-{name}.png"
             png.write_bytes(render(chart, "png"))
             pngs.append(png)

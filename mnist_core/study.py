@@ -23,6 +23,7 @@ from .compare import (PARAM_TITLES, Entry, Estimate, entries, estimate, final_fr
                       metrics_frame, timing_frame)
 from .config import PRESETS, ConfigError, Preset, RunConfig
 from .data import MnistData
+from .i18n import N_, Text, gettext
 from .results import RunResult
 from .seed_claims import SEED, SeedExperiment
 
@@ -57,41 +58,24 @@ _TINY = {"train_size": 300, "test_size": 100, "epochs": 2}
 TINY = StudySize("tiny", {p: _TINY for p in ORDER}, {"mlp-epochs": (1, 2), "mlp-batch": (10, 100, 300)},
                  extra_seeds=(1,))  # for the tests
 
-TEXT = {
-    "en": {
-        "mlp-lr": ("MLP: learning rate", "How does the learning rate change what the MLP learns, and how fast?"),
-        "mlp-epochs": ("MLP: epochs", "What do more epochs buy, and when does the model start to overfit?"),
-        "mlp-batch": ("MLP: batch size", "Are bigger batches faster, and what do they cost in accuracy?"),
-        "mlp-activation": ("MLP: activation functions",
-                           "Which activations after the two hidden layers learn best, and how fast?"),
-        "cnn-stride": ("CNN: stride", "What does a stride of 5 in the first conv layer do to the shapes, the accuracy "
-                                      "and the time?"),
-        "cnn-filter": ("CNN: filter size", "What does a 10×10 filter in the first conv layer change?"),
-        "scaling": "Scaled ({size}): {changes}.",
-        "scaling_none": "Full size: the seed's settings as in the preset.",
-        "change": "{field} {before} → {after}",
-        "missing": "Not trained yet: {name} {values}. Training them would take {cost} ({basis}).",
-        "cost_unknown": "an unknown time",
-    },
-    "ko": {
-        "mlp-lr": ("MLP: 학습률", "학습률은 MLP가 무엇을 얼마나 빨리 배우는지를 어떻게 바꾸는가?"),
-        "mlp-epochs": ("MLP: 에폭", "에폭을 늘리면 무엇을 얻고, 언제부터 과적합이 시작되는가?"),
-        "mlp-batch": ("MLP: 배치 크기", "배치 크기가 클수록 빠른가, 그리고 정확도에서는 무엇을 잃는가?"),
-        "mlp-activation": ("MLP: 활성화 함수", "두 은닉층 뒤의 어떤 활성화 함수 조합이 가장 잘, 가장 빨리 배우는가?"),
-        "cnn-stride": ("CNN: 스트라이드", "첫 합성곱 층의 스트라이드 5는 모양, 정확도, 시간에 무엇을 하는가?"),
-        "cnn-filter": ("CNN: 필터 크기", "첫 합성곱 층의 10×10 필터는 무엇을 바꾸는가?"),
-        "scaling": "축소 설정 ({size}): {changes}.",
-        "scaling_none": "전체 크기: 프리셋 그대로 원 글의 설정.",
-        "change": "{field} {before} → {after}",
-        "missing": "아직 학습하지 않음: {name} {values}. 학습에 {cost} 걸릴 것이다 ({basis}).",
-        "cost_unknown": "알 수 없는 시간이",
-    },
+TITLES = {  # per preset: the section's title and its question
+    "mlp-lr": (N_("MLP: learning rate"), N_("How does the learning rate change what the MLP learns, and how fast?")),
+    "mlp-epochs": (N_("MLP: epochs"), N_("What do more epochs buy, and when does the model start to overfit?")),
+    "mlp-batch": (N_("MLP: batch size"), N_("Are bigger batches faster, and what do they cost in accuracy?")),
+    "mlp-activation": (N_("MLP: activation functions"),
+                       N_("Which activations after the two hidden layers learn best, and how fast?")),
+    "cnn-stride": (N_("CNN: stride"), N_("What does a stride of 5 in the first conv layer do to the shapes, the "
+                                         "accuracy and the time?")),
+    "cnn-filter": (N_("CNN: filter size"), N_("What does a 10×10 filter in the first conv layer change?")),
 }
-FIELD_NAMES = {
-    "en": {"train_size": "training images", "test_size": "test images per epoch", "epochs": "epochs",
-           "values": "values"},
-    "ko": {"train_size": "학습 이미지", "test_size": "에폭당 테스트 이미지", "epochs": "에폭", "values": "비교 값"},
-}
+SCALING = N_("Scaled ({size}): {changes}.")
+SCALING_NONE = N_("Full size: the seed's settings as in the preset.")
+CHANGE = N_("{field} {before} → {after}")
+MISSING = N_("Not trained yet: {name} {values}. Training them would take {cost}.")
+MISSING_UNKNOWN = N_("Not trained yet: {name} {values}. No finished {model} run has measured this machine's speed "
+                     "yet; the first run measures it.")
+FIELD_NAMES = {"train_size": N_("training images"), "test_size": N_("test images per epoch"), "epochs": N_("epochs"),
+               "values": N_("values")}
 
 
 @dataclass
@@ -114,11 +98,11 @@ class Section:
 
     @property
     def title(self) -> str:
-        return TEXT[self.lang][self.preset.name][0]
+        return gettext(TITLES[self.preset.name][0], self.lang)
 
     @property
     def question(self) -> str:
-        return TEXT[self.lang][self.preset.name][1]
+        return gettext(TITLES[self.preset.name][1], self.lang)
 
     @property
     def test_size(self) -> int:
@@ -145,7 +129,8 @@ class Section:
 
     def repeat_metrics(self) -> pd.DataFrame:
         runs = self._chaotic_runs()
-        labels = [Entry(f"seed {r.config.seed}", r.config.seed, r.config) for r in runs]
+        labels = [Entry(gettext(N_("seed {seed}"), self.lang, seed=r.config.seed), r.config.seed, r.config)
+                  for r in runs]
         return metrics_frame(labels, runs)
 
     def _chaotic_runs(self) -> list[RunResult]:
@@ -183,16 +168,16 @@ def scaled_preset(name: str, size: StudySize) -> tuple[Preset, list[Entry], list
 
 def scaling_text(name: str, size: StudySize, lang: str) -> str:
     preset, changes = PRESETS[name], size.changes.get(name, {})
-    parts = [TEXT[lang]["change"].format(field=FIELD_NAMES[lang].get(f, f), before=_number(getattr(preset.base, f)),
-                                         after=_number(v))
+    parts = [gettext(CHANGE, lang, field=Text(FIELD_NAMES.get(f, f)), before=_number(getattr(preset.base, f)),
+                     after=_number(v))
              for f, v in changes.items() if getattr(preset.base, f) != v]
     if name in size.values and tuple(size.values[name]) != tuple(preset.values):
-        parts.append(TEXT[lang]["change"].format(field=FIELD_NAMES[lang]["values"],
-                                                 before=format_values(preset.param, preset.values),
-                                                 after=format_values(preset.param, size.values[name])))
+        parts.append(gettext(CHANGE, lang, field=Text(FIELD_NAMES["values"]),
+                             before=format_values(preset.param, preset.values),
+                             after=format_values(preset.param, size.values[name])))
     if not parts:
-        return TEXT[lang]["scaling_none"]
-    return TEXT[lang]["scaling"].format(size=size.name, changes="; ".join(parts))
+        return gettext(SCALING_NONE, lang)
+    return gettext(SCALING, lang, size=size.name, changes="; ".join(parts))
 
 
 def _number(v: Any) -> str:
@@ -241,13 +226,19 @@ def missing_text(section: Section, lang: str) -> str:
     est = section.estimate
     if est is None or not section.missing:
         return ""
-    cost = TEXT[lang]["cost_unknown"] if est.seconds is None else _duration(est.seconds)
-    return TEXT[lang]["missing"].format(name=obs.PARAM_NAMES[lang].get(section.param, section.param),
-                                        values=", ".join(section.missing), cost=cost, basis=est.basis)
+    missing = [e.label for e, r in zip(section.items, section.results) if r is None]
+    missing += [gettext(N_("{value} (seed {seed})"), lang, value=f"{e.value:g}", seed=e.config.seed)
+                for e, r in zip(section.repeats, section.repeat_results) if r is None]
+    what = dict(name=obs._name(lang, section.param), values=", ".join(missing))
+    if est.seconds is None:
+        return gettext(MISSING_UNKNOWN, lang, model=section.preset.base.model.upper(), **what)
+    return gettext(MISSING, lang, cost=_duration(est.seconds, lang), **what)
 
 
-def _duration(seconds: float) -> str:
-    return f"≈ {seconds:.0f} s" if seconds < 90 else f"≈ {seconds / 60:.0f} min"
+def _duration(seconds: float, lang: str) -> str:
+    if seconds < 90:
+        return gettext(N_("about {s} s"), lang, s=f"{seconds:.0f}")
+    return gettext(N_("about {m} min"), lang, m=f"{seconds / 60:.0f}")
 
 
 # -- observations: which findings each experiment reports ------------------------------------------
@@ -262,12 +253,10 @@ def observe(section: Section, lang: str) -> list[str]:
         out += obs.repeats(section.repeat_frame(), param, label, lang)
         row = finals[finals["value"] == label]
         if len(row) and row["test_acc"].notna().all():
-            what = "lr 0.1 accuracy" if lang == "en" else "학습률 0.1의 정확도"
-            out += obs.seed_number(what, seed.numbers["lr_0.1_accuracy"], float(row["test_acc"].iloc[0]), 0.05,
-                                   "chaotic", lang)
-            what = "lr 0.1 training loss" if lang == "en" else "학습률 0.1의 학습 손실"
-            out += obs.seed_number(what, seed.numbers["lr_0.1_loss"], float(row["train_loss"].iloc[0]), 0.05,
-                                   "chaotic", lang)
+            out += obs.seed_number(gettext(N_("lr 0.1 accuracy"), lang), seed.numbers["lr_0.1_accuracy"],
+                                   float(row["test_acc"].iloc[0]), 0.05, "chaotic", lang)
+            out += obs.seed_number(gettext(N_("lr 0.1 training loss"), lang), seed.numbers["lr_0.1_loss"],
+                                   float(row["train_loss"].iloc[0]), 0.05, "chaotic", lang)
     if name == "mlp-epochs" and len(metrics):
         longest = finals.sort_values("epochs").iloc[-1]["value"]
         curve = metrics[metrics["value"] == longest]
@@ -287,9 +276,9 @@ def observe(section: Section, lang: str) -> list[str]:
                  for e in section.items if e.config is not None}
         out += obs.classifier_inputs(flows, param, lang)
         if (stride_1 := next((e.label for e in section.items if e.config.stride == 1 and e.config.kernel_size == 3), None)):
-            what = "classifier inputs of the seed's CNN" if lang == "en" else "원 글 CNN의 분류기 입력 수"
-            out += obs.seed_number(what, seed.numbers.get("classifier_inputs_stride_1", 2048),
-                                   math.prod(flows[stride_1]), 0, "short", lang, fmt="{:,.0f}")
+            out += obs.seed_number(gettext(N_("classifier inputs of the seed's CNN"), lang),
+                                   seed.numbers.get("classifier_inputs_stride_1", 2048), math.prod(flows[stride_1]), 0,
+                                   "short", lang, fmt="{:,.0f}")
         out += obs.speed(timing, param, lang)
     if seed.silent and len(metrics):
         out.append(obs.say(lang, "silent"))

@@ -1,6 +1,6 @@
 """Copies the browser tests' screenshots into docs/screenshots/, where the README shows them.
 
-    python -m pytest -q tests/test_e2e.py      # writes test-artifacts/{home,mlp,cnn,draw}.png
+    python -m pytest -q tests/test_e2e.py tests/test_e2e_korean.py   # writes test-artifacts/*.png
     python tests/refresh_screenshots.py        # then, deliberately: docs/screenshots/ <- test-artifacts/
 
 The tests never write into docs/: running them leaves a clean clone clean.
@@ -12,13 +12,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-NAMES = ("home", "mlp", "cnn", "draw")  # the README's four
+NAMES = ("home", "mlp", "cnn", "draw", "mlp-ko", "fashion")  # the README's: mlp-ko and fashion from test_e2e_korean
 
 
 def main() -> int:
     missing = [name for name in NAMES if not (ARTIFACTS / f"{name}.png").is_file()]
     if missing:
-        print(f"error: no {', '.join(missing)} screenshot in {ARTIFACTS}: run python -m pytest tests/test_e2e.py first",
+        print(f"error: no {', '.join(missing)} screenshot in {ARTIFACTS}: run python -m pytest tests/test_e2e.py tests/test_e2e_korean.py first",
               file=sys.stderr)
         return 2
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -290,7 +290,7 @@ def test_the_draw_page_shows_two_cnns_side_by_side_and_inside_the_mlps(tiny_runs
     at.select_slider(key="draw.cnn.top").set_value("all").run()
     captions = [c for image in at.get("image") for c in image.captions]
     assert not at.exception and not any("most active" in c for c in captions)
-    at.segmented_control(key="draw.inside.source").set_value("a test digit").run()
+    at.segmented_control(key="draw.inside.source").set_value("test").run()
     at.number_input(key="draw.inside.index").set_value(3).run()
     assert not at.exception and not at.error
     captions = [c for image in at.get("image") for c in image.captions]
@@ -309,7 +309,11 @@ def test_a_cnn_stride_comparison_shows_inside_the_inspected_run_next_to_the_othe
     at.number_input(key="cnn.cfg.seed").set_value(41)
     at.selectbox(key="cnn.cfg.param").set_value("stride").run()
     at.text_input(key="cnn.cfg.values").set_value("1, 5").run()
-    at.button(key="cnn.run").click().run()
+    at.button(key="cnn.run").click().run()  # the server's training service trains them; the page reruns after
+    from app_pages.shared import job_service
+    jobs = [i for ids in at.session_state["lab.jobs"].values() for i in ids]
+    assert job_service().wait(jobs, timeout=180)
+    at.run()
     assert not at.exception and not at.error
     assert not any(c.startswith("conv1 · ") for image in at.get("image") for c in image.captions)  # off at first
     at.toggle(key="cnn.view.inside").set_value(True).run()

@@ -22,7 +22,7 @@ def test_study_page_with_nothing_cached_shows_costs_and_trains_nothing(tmp_path,
                                             "MLP: activation functions", "CNN: stride", "CNN: filter size"]
     warnings = [w.value for w in at.warning]
     assert len(warnings) == 6 and all(w.startswith("Not trained yet:") for w in warnings)
-    assert "0.1, 0.01, 0.001, 0.0001, lr=0.1 seed 1, lr=0.1 seed 2" in warnings[0]
+    assert "0.1, 0.01, 0.001, 0.0001, 0.1 (seed 1), 0.1 (seed 2)" in warnings[0]
     assert len([b for b in at.button if b.key and b.key.startswith("study.train.")]) == 6
     assert any(c.value.startswith("Scaled (quick): training images 60,000 → 10,000") for c in at.caption)
     assert empty.list() == []  # opening the page trained nothing
