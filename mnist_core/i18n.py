@@ -196,14 +196,15 @@ def update(root: Path, lang: str = "ko") -> tuple[int, int]:
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         po = Catalog(locale=lang, project="mnist-lab")
-    before = {m.id for m in po if m.id}
+    before, created = {m.id for m in po if m.id}, po.creation_date
     po.update(template, no_fuzzy_matching=True)
+    po.creation_date = created  # unchanged, like the line numbers below: an update rewrites only what changed
     after = {m.id for m in po if m.id}
     new = len(after - before)
     obsolete = len(po.obsolete)
     po.obsolete.clear()  # texts the code no longer uses go; git keeps their history
     with open(path, "wb") as f:
-        write_po(f, po, width=120, omit_header=False, sort_output=True)
+        write_po(f, po, width=120, omit_header=False, sort_output=True, include_lineno=False)
     catalog.cache_clear()
     return new, obsolete
 
