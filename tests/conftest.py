@@ -9,7 +9,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 for _name, _variable in (("mnist", "MNIST_DATA_DIR"), ("fashion-mnist", "FASHION_MNIST_DATA_DIR")):
     if not os.environ.get(_variable) and os.path.isdir(os.path.join(_SHARED, _name)):
-        os.environ[_variable] = os.path.abspath(os.path.join(_SHARED, _name))  # this project's machines keep them there
+        os.environ[_variable] = os.path.join(_SHARED, _name)  # this project's machines keep them there
+    if os.environ.get(_variable):  # absolute: the servers and workers the tests start run in other folders
+        os.environ[_variable] = os.path.abspath(os.environ[_variable])
 
 import pytest  # noqa: E402
 

@@ -12,7 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-NAMES = ("home", "mlp", "cnn", "draw", "mlp-ko", "fashion")  # the README's: mlp-ko and fashion from test_e2e_korean
+NAMES = ("home", "mlp", "cnn", "draw", "inside-cnn-stride-1-vs-5", "mlp-ko", "fashion")  # the README's: mlp-ko and
+# fashion come from test_e2e_korean
 
 
 def main() -> int:
