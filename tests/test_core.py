@@ -284,40 +284,6 @@ def test_cache_round_trip_keeps_metrics_and_weights(synthetic, cache):
     assert cache.get_or_train(config, synthetic).cached
 
 
-def test_a_write_killed_midway_leaves_no_entry(synthetic, cache, monkeypatch):
-    import mnist_core.cache as cache_module
-
-    def dies_halfway(tensors, path, metadata=None):
-        Path(path).write_bytes(b"\x00" * 100)
-        raise KeyboardInterrupt  # the process is being killed
-
-    monkeypatch.setattr(cache_module, "save_file", dies_halfway)
-    config = RunConfig(**SMALL)
-    with pytest.raises(KeyboardInterrupt):
-        cache.get_or_train(config, synthetic)
-    assert cache.get(cache.key_for(config, synthetic)) is None
-    assert list(cache.root.glob("*.safetensors")) == [] and list(cache.root.glob("*.tmp")) == []
-
-
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "wrong-run"])
-def test_a_corrupt_entry_is_reported_and_retrained(synthetic, cache, damage):
-    config = RunConfig(**SMALL)
-    original = cache.get_or_train(config, synthetic)
-    path = cache.path(original.key)
-    if damage == "truncate":
-        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    elif damage == "garbage":
-        path.write_bytes(b"not a safetensors file")
-    else:
-        other = cache.get_or_train(config.replace(seed=5), synthetic)
-        path.write_bytes(cache.path(other.key).read_bytes())
-    assert cache.get(original.key) is None
-    assert cache.problems and original.key in cache.problems[0] and "retrained" in cache.problems[0]
-    again = cache.get_or_train(config, synthetic)
-    assert not again.cached and again.status == "ok"
-    assert cache.get(original.key, weights=True) is not None
-
-
 def test_run_keys_from_users_never_become_arbitrary_paths(cache):
     for bad in ["../../etc/passwd", "mlp-../../x", "mlp-0123", "MLP-0123456789abcdef", "", "cnn-0123456789abcdeg"]:
         with pytest.raises(UnknownRunError):
