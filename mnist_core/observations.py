@@ -277,6 +277,8 @@ def batch_speed(timing: pd.DataFrame, seed_times: dict[int, float], lang: str = 
     if len(t) < 2:
         return []
     small, big = t.iloc[0], t.iloc[-1]
+    if min(small["s_per_epoch"], big["s_per_epoch"]) <= 0:  # too short to time (the table rounds to 0.01 s)
+        return []
     seed_sizes = sorted(seed_times)
     seed_speedup = f"{seed_times[seed_sizes[0]] / seed_times[seed_sizes[-1]]:.1f}" if seed_sizes else "?"
     speedup = small["s_per_epoch"] / big["s_per_epoch"]

@@ -143,6 +143,11 @@ def test_step_time_flat_across_batches_confirms_the_seeds_claim():
                      "(5:26 vs 15:53) on its GPU."]
 
 
+def test_runs_too_short_to_time_say_nothing_about_speed():
+    rounded = timing_of({10: 0.001, 1000: 0.0}, train_size=100)  # the timing table rounds to 0.01 s
+    assert obs.batch_speed(rounded, {10: 953, 1000: 326}) == []
+
+
 def test_the_seeds_own_timings_read_per_step():
     (sentence,) = obs.seed_step_times({10: 953, 30: 502, 100: 326, 1000: 326}, {10: 6000, 30: 2000, 100: 600, 1000: 60})
     assert "batch 1,000's epoch took as long as batch 100's with 10× fewer steps, so each of its steps took 10× longer" \
