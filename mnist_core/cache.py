@@ -145,7 +145,9 @@ class RunCache:
         return self.root / f"{check_key(key)}{SUFFIX}"
 
     def key_for(self, config: RunConfig, data: MnistData) -> str:
-        return run_key(config, data.data_id, data.device.type)
+        """The run's key: on the device the config names, else ("auto") where `data` lives. A CPU server
+        asks for "cuda" runs that a GPU worker of its Dask cluster trains."""
+        return run_key(config, data.data_id, data.device.type if config.device == "auto" else config.device)
 
     def lock(self, key: str) -> FileLock:
         """The key's lock: one object per key and cache, re-entrant in the thread that holds it, so that

@@ -168,6 +168,9 @@ class Bars:
 def _data_and_cache(args: argparse.Namespace, configs: list[RunConfig]):
     from .data import load_dataset
     from .train import bf16_native, resolve_device
+    if getattr(args, "dask", None) and configs[0].device in ("cuda", "mps"):
+        # The cluster's workers train on the device named (a GPU worker for cuda); here the data only makes keys.
+        return load_dataset(configs[0].dataset, "cpu", args.data_dir), RunCache()
     device = resolve_device(configs[0].device)
     if any(c.precision == "bf16" for c in configs):
         native, reason = bf16_native(device)

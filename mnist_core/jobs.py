@@ -358,7 +358,6 @@ class JobService:
         if len({c.dataset for c in configs}) > 1:
             raise RequestRefused("A comparison trains on one dataset; these settings name several.")
         data = self.data_for(configs[0].dataset) if configs else self.data
-        device = data.device.type
         _, groups = plan(configs, data, self.cache)
         history = self.cache.list() if groups else []  # read before taking the lock: it reads every entry
         with self._lock:
@@ -380,7 +379,7 @@ class JobService:
                     todo.sort(key=lambda c: c.epochs)
                     new.append(todo)
             self._check(new, owner, history)
-            created = [self._create(group, owner, device, history) for group in new]
+            created = [self._create(group, owner, history) for group in new]
             for job in reused:
                 if owner not in job.watchers:
                     job.watchers.append(owner)
@@ -400,10 +399,12 @@ class JobService:
         if message:
             raise RequestRefused(message)
 
-    def _create(self, group: list[RunConfig], owner: str, device: str, history: list[RunResult]) -> Job:
+    def _create(self, group: list[RunConfig], owner: str, history: list[RunResult]) -> Job:
         from .compare import estimate_seconds
         config = group[-1]
         data = self.data_for(config.dataset)
+        # Where it trains: the device the config names (a "cuda" job goes to the GPU workers), else the server's.
+        device = data.device.type if config.device == "auto" else config.device
         guess = estimate_seconds(config, history, device, len(data.test_x))
         job = Job(id=secrets.token_hex(8), owner=owner, config=config, configs=group,
                   keys=[self.cache.key_for(c, data) for c in group], device=device, watchers=[owner],

@@ -139,3 +139,47 @@ def test_an_unreachable_scheduler_is_one_line_and_exit_2(capsys, mnist):
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith(f"error: cannot reach the Dask scheduler at {address}")
+
+
+def test_a_cuda_job_goes_to_the_worker_started_with_a_gpu_resource(tmp_path, mnist):
+    # A scheduler, one plain worker and one started with --resources GPU=1: a job asking for cuda may only
+    # go to the second. On a machine without a GPU that worker then says so (naming itself) and nothing is
+    # cached; with a GPU it trains there. CPU jobs still go anywhere.
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    processes = []
+    try:
+        processes.append(subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1",
+                                           "--port", str(port), "--no-dashboard"], env=env_with(tmp_path),
+                                          cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for extra in ([], ["--resources", "GPU=1"]):
+            processes.append(subprocess.Popen([sys.executable, "-m", "dask", "worker", address, "--host", "127.0.0.1",
+                                               "--nthreads", "1", "--no-nanny", "--no-dashboard", *extra],
+                                              env=env_with(tmp_path), cwd=tmp_path,
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        with distributed.Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            gpu_worker = next(w for w, info in client.scheduler_info()["workers"].items() if info.get("resources"))
+        cache = RunCache(tmp_path / "runs")
+        service = service_from_env(cache, mnist, env={"MNIST_LAB_DASK_SCHEDULER": address})
+        try:
+            config = RunConfig(device="cuda", epochs=1, train_size=500, test_size=200, batch_size=50)
+            (job,) = service.submit([config], owner="ann")
+            assert job.device == "cuda" and job.keys == [cache.key_for(config, mnist)]
+            assert service.wait([job.id], timeout=120)
+            done = service.job(job.id)
+            if torch_has_cuda():
+                assert done.state == "done" and done.worker == gpu_worker
+            else:
+                assert done.state == "failed" and gpu_worker in done.message and "CUDA" in done.message
+                assert cache.get(job.keys[0]) is None
+        finally:
+            service.shutdown()
+    finally:
+        for process in reversed(processes):
+            stop(process)
+
+
+def torch_has_cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
