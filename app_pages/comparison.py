@@ -31,7 +31,7 @@ from mnist_core import PRESETS, ConfigError, RunConfig
 from mnist_core.charts import confusion_chart, final_accuracy_chart, metric_chart, series_order, timing_chart
 from mnist_core.compare import (DEFAULT_VALUES, PARAM_TITLES, Comparison, Entry, entries, estimate, final_frame,
                                 format_values, from_query_params, make_comparison, metrics_frame, shape_flow_frame,
-                                timing_frame, to_query_params)
+                                machine_label, timing_frame, to_query_params)
 from mnist_core.config import (ACTIVATIONS, CONV_LAYERS, DATASETS, INITS, MAX_EPOCHS, MNIST_TEST_SIZE, MNIST_TRAIN_SIZE,
                                OPTIMIZERS, PRECISIONS, SWEEPABLE)
 from mnist_core.data import DATASETS as DATASET_INFO
@@ -450,19 +450,6 @@ def measured(config: RunConfig, _: Translator) -> str:
     return _("a fixed balanced sample of {n} test images", n=_.number(config.test_size))
 
 
-def machine_text(run: RunResult, _: Translator) -> str:
-    m = run.machine
-    if not m:
-        return _("not recorded ({device})", device=run.device)
-    parts = [m.get("device_name") or run.device]
-    if m.get("cpu_capability") and not m.get("gpu"):
-        parts.append(m["cpu_capability"])
-    parts.append(f"torch {m.get('torch', '?')}")
-    worker = m.get("worker")
-    parts.append(_("this server") if worker in (None, "local") else _("worker {address}", address=worker))
-    return " · ".join(parts)
-
-
 def results_section(model: str, comparison: Comparison, items: list[Entry], results: list[RunResult | None],
                     jobs: list[Job], data, _: Translator) -> None:
     param_title = _(PARAM_TITLES.get(comparison.param, comparison.param))
@@ -524,8 +511,9 @@ def results_section(model: str, comparison: Comparison, items: list[Entry], resu
 
     st.subheader(_("Time"))
     by_key = {r.key: r for r in results if r is not None}
-    timing = timing.assign(machine=[machine_text(by_key[k], _) if k in by_key else "" for k in timing["key"]])
-    st.dataframe(timing.drop(columns=["status", "key", "device"]), hide_index=True, width="stretch", column_config={
+    timing = timing.assign(machine=[machine_label(by_key[k].machine, by_key[k].device, _) if k in by_key else ""
+                                    for k in timing["key"]])
+    st.dataframe(timing.drop(columns=["status", "key", "device", "trained_on"]), hide_index=True, width="stretch", column_config={
         "value": param_title, "total_s": st.column_config.NumberColumn(_("total (s)"), format="%.1f"),
         "s_per_epoch": st.column_config.NumberColumn(_("s / epoch"), format="%.2f"),
         "steps_per_epoch": _("steps / epoch"),

@@ -251,10 +251,6 @@ def test_set_report(key: str) -> EvaluationReport:
     return evaluate_test_set(trained_model(key), dataset(run.config.dataset), limit=24)
 
 
-def percent(x: float | None) -> str:
-    return tr().percent(x)
-
-
 __all__ = ["keep", "restore", "tr", "language", "language_switch", "dataset", "dataset_or_error", "hosting",
            "run_cache", "job_service", "owner", "may_train", "class_code_box", "remembered_jobs", "remember",
-           "job_line", "duration", "trained_model", "test_set_report", "percent", "ACTIVE"]
+           "job_line", "duration", "trained_model", "test_set_report", "ACTIVE"]

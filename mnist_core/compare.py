@@ -17,7 +17,7 @@ from .cache import RunCache
 from .config import (FIELD_LABELS, FIELD_TYPES, label, MNIST_TEST_SIZE, MODELS, SWEEPABLE, ConfigError, RunConfig,
                      check_no_repeats, coerce, split_values)
 from .data import MnistData
-from .i18n import N_, gettext
+from .i18n import N_, Translator, gettext
 from .models import multiply_adds, shape_flow
 from .sweep import plan
 from .train import RunResult
@@ -229,18 +229,20 @@ TIMING_COLUMNS = ["value", "total_s", "s_per_epoch", "steps_per_epoch", "samples
                   "device", "trained_on", "cached", "status", "key"]
 
 
-def machine_label(machine: Mapping[str, str]) -> str:
-    """Where a run was trained, in one line: the same config takes longer on a slower machine."""
+def machine_label(machine: Mapping[str, str], device: str = "", text: Translator | None = None) -> str:
+    """Where a run was trained, in one line (the same config takes longer on a slower machine), in the
+    language of `text` (English by default). A run cached before runs recorded it: "" or, given its
+    device, that it was not recorded."""
+    text = text or Translator("en")
     if not machine:
-        return ""  # cached before runs recorded it
-    label = machine.get("device_name") or machine.get("cpu", "")
+        return text(N_("not recorded ({device})"), device=device) if device else ""
+    parts = [machine.get("device_name") or machine.get("cpu") or device]
     if machine.get("cpu_capability") and "gpu" not in machine:
-        label += f" ({machine['cpu_capability']})"
-    if machine.get("torch"):
-        label += f", torch {machine['torch'].split('+')[0]}"
-    if machine.get("worker", "local") != "local":
-        label += f", worker {machine['worker']}"
-    return label
+        parts.append(machine["cpu_capability"])
+    parts.append(f"torch {machine.get('torch', '?')}")
+    worker = machine.get("worker")
+    parts.append(text(N_("this server")) if worker in (None, "local") else text(N_("worker {address}"), address=worker))
+    return " · ".join(parts)
 
 
 def timing_frame(items: Sequence[Entry], results: Sequence[RunResult | None]) -> pd.DataFrame:
@@ -254,7 +256,7 @@ def timing_frame(items: Sequence[Entry], results: Sequence[RunResult | None]) ->
                      "steps_per_epoch": result.steps_per_epoch,
                      "samples_per_s": round(result.config.train_size * epochs / trained) if epochs and trained else None,
                      "batch_size": result.config.batch_size, "device": result.device,
-                     "trained_on": machine_label(result.machine), "cached": result.cached,
+                     "trained_on": machine_label(result.machine, result.device), "cached": result.cached,
                      "status": result.status, "key": result.key})
     return pd.DataFrame(rows, columns=TIMING_COLUMNS)
 
