@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from .config import MNIST_TEST_SIZE, RunConfig
+from .i18n import N_, Message
 from .results import RunResult
 
 # With no finished run of a model on this device to measure its speed from, a request is priced at this
@@ -58,7 +59,7 @@ class HostingLimits:
                    abandoned_after_seconds=number("MNIST_LAB_ABANDONED_AFTER_SECONDS", None))
 
     def check(self, to_train: list[RunConfig], history: Iterable[RunResult] = (), device: str = "cpu",
-              test_images: int = MNIST_TEST_SIZE) -> str | None:
+              test_images: int = MNIST_TEST_SIZE) -> Message | None:
         """None if training `to_train` fits the cap; else a message for the student saying what to change.
 
         The time is estimated from `history` (finished runs: this device's measured speed for that model
@@ -74,9 +75,10 @@ class HostingLimits:
             seconds += guess[0] if guess else config.epochs * config.train_size / ASSUMED_IMAGES_PER_SECOND
         if seconds <= self.max_request_seconds:
             return None
-        return (f"This comparison would train for about {_duration(seconds)} ({len(to_train)} run(s) not in the "
-                f"cache yet); this shared server allows {_duration(self.max_request_seconds)} per request. "
-                "Use fewer epochs, a smaller training set, a larger batch size, or fewer values.")
+        return Message(N_("This comparison would train for about {about} ({runs} run(s) not in the cache yet); this "
+                          "shared server allows {most} per request. Use fewer epochs, a smaller training set, a larger "
+                          "batch size, or fewer values."),
+                       about=_duration(seconds), runs=len(to_train), most=_duration(self.max_request_seconds))
 
 
 def _duration(seconds: float) -> str:

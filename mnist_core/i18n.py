@@ -138,12 +138,26 @@ class LabError(Exception):
     """
 
     def __init__(self, template: str, **params: Any):
+        if isinstance(template, Message):  # a message made where the error is not raised (hosting.check)
+            template, params = template.template, {**template.params, **params}
         super().__init__(template.format(**params) if params else template)
         self.template, self.params = template, params
 
 
-def translate(error: BaseException, lang: str) -> str:
-    if isinstance(error, LabError):
+class Message(str):
+    """An English sentence for the student that keeps its template and values, so that whoever shows it
+    can show it in the student's language (`translate`); as a str it reads in English."""
+    template: str
+    params: dict[str, Any]
+
+    def __new__(cls, template: str, **params: Any) -> "Message":
+        self = super().__new__(cls, template.format(**params) if params else template)
+        self.template, self.params = template, params
+        return self
+
+
+def translate(error: BaseException | Message, lang: str) -> str:
+    if isinstance(error, (LabError, Message)):
         return gettext(error.template, lang, **error.params)
     return str(error)
 

@@ -84,6 +84,7 @@ from typing import Any, Callable, Iterable
 from .cache import Cancelled, RunCache
 from .config import RunConfig
 from .hosting import HostingLimits
+from .i18n import N_, LabError
 from .results import RunResult
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,9 @@ KEEP_FINISHED = 500              # finished jobs remembered (for pages that come
 WORKER_LOST = "The machine training this stopped before it finished; press Run to train it again."
 
 
-class RequestRefused(Exception):
-    """A request this server will not take (over a cap, too many waiting); the message says what to do."""
+class RequestRefused(LabError):
+    """A request this server will not take (over a cap, too many waiting); the message says what to do,
+    in the student's language where a page shows it (`i18n.translate`)."""
 
 
 class JobFailed(Exception):
@@ -356,13 +358,13 @@ class JobService:
         from .sweep import plan
         configs = list(configs)
         if len({c.dataset for c in configs}) > 1:
-            raise RequestRefused("A comparison trains on one dataset; these settings name several.")
+            raise RequestRefused(N_("A comparison trains on one dataset; these settings name several."))
         data = self.data_for(configs[0].dataset) if configs else self.data
         _, groups = plan(configs, data, self.cache)
         history = self.cache.list() if groups else []  # read before taking the lock: it reads every entry
         with self._lock:
             if self._closed:
-                raise RequestRefused("The training service is shutting down; try again in a minute.")
+                raise RequestRefused(N_("The training service is shutting down; try again in a minute."))
             reused, new = [], []
             for group in groups:
                 wanted = [configs[i] for i in group.serves]
@@ -392,8 +394,9 @@ class JobService:
             mine = sum(1 for j in self._jobs.values() if j.owner == owner and j.state in ACTIVE)
             if mine + len(new) > cap:
                 raise RequestRefused(
-                    f"You have {mine} training(s) waiting or running, and this needs {len(new)} more; this "
-                    f"server runs at most {cap} per person at a time. Wait for yours to finish, or cancel one.")
+                    N_("You have {mine} training(s) waiting or running, and this needs {more} more; this server runs "
+                       "at most {cap} per person at a time. Wait for yours to finish, or cancel one."),
+                    mine=mine, more=len(new), cap=cap)
         message = self.limits.check([group[-1] for group in new], history, self.data.device.type,
                                     len(self.data.test_x))
         if message:
@@ -673,8 +676,8 @@ def dask_service(address: str, cache: RunCache, data: Any, limits: HostingLimits
             client = Client(address, timeout=timeout)
             owns = [client]
     except (OSError, TimeoutError) as e:
-        raise RequestRefused(f"cannot reach the Dask scheduler at {address} ({e}). Is `dask scheduler` "
-                             "running there, and is the address right?") from None
+        raise RequestRefused(N_("cannot reach the Dask scheduler at {address} ({reason}). Is `dask scheduler` "
+                                "running there, and is the address right?"), address=address, reason=str(e)) from None
     slots = [0]
 
     def count_slots() -> int:  # at least one: with no worker yet, a job waits in Dask for the first to join

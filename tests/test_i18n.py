@@ -72,3 +72,12 @@ def test_translator_formats_texts_and_numbers():
     assert _("learning rate") == "학습률"
     assert _("no such text {n}", n=3) == "no such text 3"  # untranslated texts show in English, never crash
     assert format_percent(0.9573, "ko") == "95.7%" and format_percent(None, "en") == "–"
+
+
+def test_a_refusal_of_the_shared_server_reads_in_korean():
+    from mnist_core.hosting import HostingLimits
+    from mnist_core.jobs import RequestRefused
+    refusal = RequestRefused(HostingLimits(hosted=True, max_request_seconds=60).check([RunConfig(epochs=50)]))
+    assert str(refusal).startswith("This comparison would train for about") and "allows 60 s" in str(refusal)
+    korean = translate(refusal, "ko")
+    assert "서버" in korean and "60 s" in korean and "comparison" not in korean
