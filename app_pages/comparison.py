@@ -373,7 +373,8 @@ def ended_messages(jobs: list[Job], _: Translator) -> None:
     """What became of this session's trainings of this comparison (until the next Run)."""
     failed = [j for j in jobs if j.state == "failed"]
     for job in failed:
-        st.error(_("A training of this comparison failed: {message}", message=job.message or _("no reason given")))
+        st.error(_("A training of this comparison failed: {message}",
+                 message=_(job.message) if job.message else _("no reason given")))
     if any(j.state == "cancelled" for j in jobs):
         st.warning(_("Cancelled. Runs that had finished are kept in the cache; nothing of a cancelled training is "
                      "kept."))

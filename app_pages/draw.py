@@ -78,7 +78,8 @@ if not runs:
               "or run a comparison on the MLP or CNN page.", seconds=STARTER.epochs * 2))
     for job in jobs:
         if job.state == "failed":
-            st.error(_("Training stopped with an error: {error}", error=job.message))
+            st.error(_("Training stopped with an error: {error}",
+                     error=_(job.message) if job.message else _("no reason given")))
     if any(job.state in ACTIVE for job in jobs):
         starter_watcher(cache_key)
     elif st.button(_("Train a starter model"), type="primary", key="draw.train_starter", disabled=not may_train()):

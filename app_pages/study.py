@@ -63,7 +63,8 @@ def show_section(section: Section, data, cache) -> None:
         jobs = remembered_jobs(f"study.{section.preset.name}", keys)
         for job in jobs:
             if job.state == "failed":
-                st.error(_("Training stopped with an error: {error}", error=job.message))
+                st.error(_("Training stopped with an error: {error}",
+                         error=_(job.message) if job.message else _("no reason given")))
         if any(job.state in ACTIVE for job in jobs):
             section_watcher(section.preset.name, keys)
         elif st.button(_("Train this section"), key=f"study.train.{section.preset.name}", disabled=not may_train()):

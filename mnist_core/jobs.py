@@ -95,7 +95,7 @@ FAIR_SHARE_HALF_LIFE = 15 * 60   # seconds: training time used this long ago cou
 CANCEL_POLL_SECONDS = 0.2        # how often a Dask worker asks the scheduler whether to stop
 WORKER_POLL_SECONDS = 2.0        # how often a Dask-backed service counts the cluster's worker threads
 KEEP_FINISHED = 500              # finished jobs remembered (for pages that come back to them)
-WORKER_LOST = "The machine training this stopped before it finished; press Run to train it again."
+WORKER_LOST = N_("The machine training this stopped before it finished; press Run to train it again.")
 
 
 class RequestRefused(LabError):
@@ -297,13 +297,14 @@ def _unpack(out: dict[str, Any]) -> tuple[RunResult, dict[int, dict]]:
 
 
 def student_message(error: BaseException) -> str:
-    """A failure in words a student can act on (the details go to the server's log)."""
+    """A failure in words a student can act on (the details go to the server's log). The fixed sentences
+    are catalog texts: a page shows a job's message through its translator."""
     if isinstance(error, JobFailed):
         return str(error)
     if type(error).__name__ in ("KilledWorker", "CommClosedError", "FutureCancelledError"):
         return WORKER_LOST
     if isinstance(error, MemoryError) or "out of memory" in str(error).lower():
-        return "The training ran out of memory; try a smaller batch size or a smaller model."
+        return N_("The training ran out of memory; try a smaller batch size or a smaller model.")
     return f"The training stopped with an error ({type(error).__name__}: {error}). Press Run to try again."
 
 

@@ -81,3 +81,10 @@ def test_a_refusal_of_the_shared_server_reads_in_korean():
     assert str(refusal).startswith("This comparison would train for about") and "allows 60 s" in str(refusal)
     korean = translate(refusal, "ko")
     assert "서버" in korean and "60 s" in korean and "comparison" not in korean
+
+
+def test_a_failed_jobs_fixed_reasons_read_in_korean():
+    from mnist_core.jobs import WORKER_LOST, student_message
+    assert Translator("ko")(WORKER_LOST) != WORKER_LOST
+    out_of_memory = student_message(MemoryError())
+    assert Translator("ko")(out_of_memory) != out_of_memory
