@@ -7,8 +7,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
-from typing import Any, Sequence
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 from .cache import Cancelled, RunCache, UnknownRunError, check_key
 from .config import FIELD_TYPES, MAX_EPOCHS, PRESETS, SWEEPABLE, ConfigError, RunConfig, parse_values
@@ -179,33 +182,45 @@ def _data_and_cache(args: argparse.Namespace, configs: list[RunConfig]):
     return load_dataset(configs[0].dataset, device, args.data_dir), RunCache()
 
 
+@contextmanager
+def ctrl_c_flag() -> Iterator[threading.Event]:
+    """While inside, Ctrl-C (SIGINT) sets the returned event instead of raising KeyboardInterrupt wherever
+    the main thread happens to be: half-way through `submit` (jobs created, ids not yet returned), inside
+    a lock, in a `finally`. The caller checks the event where stopping is safe, so no job can slip out
+    uncancelled; a raised KeyboardInterrupt there used to leave a job training to its end."""
+    interrupted = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_jobs(args: argparse.Namespace, configs: list[RunConfig], labels: list[str]) -> list[RunResult | None]:
     """Trains `configs` through the job service, as the app does: in threads of this process, or on the
-    Dask cluster of --dask. Shows progress bars; Ctrl-C cancels this command's jobs. Runs whose job
-    failed are None, after a line on stderr saying why."""
+    Dask cluster of --dask. Shows progress bars; Ctrl-C cancels this command's jobs (raises Cancelled
+    once they have stopped). Runs whose job failed are None, after a line on stderr saying why."""
     from .jobs import dask_service, embedded_service, results_for
-    data, cache = _data_and_cache(args, configs)
-    service = dask_service(args.dask, cache, data) if args.dask else embedded_service(cache, data)
+    data, cache = _data_and_cache(args, configs)  # a Ctrl-C up to here raises at once: nothing is submitted
     owner = f"cli-{os.getpid()}"
     bars = Bars(labels, [c.epochs for c in configs])
-    try:
-        ids = [job.id for job in service.submit(configs, owner)]
+    with ctrl_c_flag() as interrupted:
+        service = dask_service(args.dask, cache, data) if args.dask else embedded_service(cache, data)
         try:
-            while not service.wait(ids, timeout=0.2):
+            ids = [] if interrupted.is_set() else [job.id for job in service.submit(configs, owner)]
+            while not interrupted.is_set() and not service.wait(ids, timeout=0.2):
                 for job in map(service.job, ids):
                     for i, config in enumerate(configs):
                         if job.state == "running" and job.epoch and job.epoch <= config.epochs \
                                 and cache.key_for(config, data) in job.keys:
                             metrics = {"train_loss": job.running_loss if job.running_loss is not None else float("nan")}
                             bars.update(i, job.epoch, job.fraction, metrics)
-        except KeyboardInterrupt:
-            for job_id in ids:
-                service.cancel(job_id, owner)
-            raise
-        jobs = [service.job(job_id) for job_id in ids]
-    finally:
-        bars.close()
-        service.shutdown()
+            jobs = [service.job(job_id) for job_id in ids]
+        finally:
+            bars.close()
+            service.shutdown()  # cancels whatever is still active and waits for it to stop
+        if interrupted.is_set():
+            raise Cancelled("interrupted")
     for job in jobs:
         if job.state == "failed":
             print(f"error: {job.config.describe()}: {job.message}", file=sys.stderr)
