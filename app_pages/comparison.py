@@ -36,7 +36,7 @@ from mnist_core.config import (ACTIVATIONS, CONV_LAYERS, DATASETS, INITS, MAX_EP
                                OPTIMIZERS, PRECISIONS, SWEEPABLE)
 from mnist_core.data import DATASETS as DATASET_INFO
 from mnist_core.evaluate import confusion_table
-from mnist_core.i18n import N_, Translator
+from mnist_core.i18n import N_, Translator, markdown_literal
 from mnist_core.jobs import ACTIVE, Job, RequestRefused
 from mnist_core.notes import FOR_PARAM, note
 from mnist_core.results import EpochMetrics, RunResult
@@ -272,8 +272,9 @@ def comparison_page(model: str) -> None:
     param_title = _(PARAM_TITLES.get(comparison.param, comparison.param))
     for entry in items:
         if entry.error:
-            st.error(_("**{setting} = {value}** cannot run: {error}", setting=param_title, value=entry.label,
-                       error=_.error(entry.cause) if entry.cause else entry.error))
+            st.error(_("**{setting} = {value}** cannot run: {error}", setting=param_title,
+                       value=markdown_literal(entry.label),  # as typed or linked: never Markdown
+                       error=_.error(entry.cause) if entry.cause else markdown_literal(entry.error)))
     valid = [e for e in items if e.config is not None]
     cache = run_cache()
     results = lookup(items, data, cache)

@@ -20,7 +20,7 @@ import torch
 
 from . import config
 from .errors import DataNotFoundError
-from .i18n import N_
+from .i18n import N_, Text
 from .paths import CACHE_DIR
 
 # MNIST's own mean and std of the [0, 1] pixels of the training set. Fashion-MNIST uses them too (its own are
@@ -180,7 +180,7 @@ def _not_found(dataset: Dataset, looked: list[str]) -> DataNotFoundError:
         N_("{title} was not found. Looked in: {looked}. Fix: set {env} to a folder with the four {title} files "
            "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
            "t10k-labels-idx1-ubyte.gz; .gz optional), e.g. {env}=../shared/data/{name}."),
-        title=dataset.title, looked="; ".join(looked), env=dataset.env, name=dataset.name)
+        title=Text(dataset.title), looked="; ".join(looked), env=dataset.env, name=Text(dataset.name))
 
 
 def _download_with_torchvision(dataset: Dataset, root: Path) -> Path:

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import gettext as _gettext
 import io
+import re
 import string
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 LANGUAGES = {"en": "English", "ko": "한국어"}
 DEFAULT_LANGUAGE = "en"
@@ -85,7 +87,8 @@ class Translator:
         return ngettext(singular, plural, n, self.lang, **params)
 
     def error(self, error: BaseException) -> str:
-        return translate(error, self.lang)
+        """The error in the student's language, for a Markdown box (st.error): outside values shown literally."""
+        return translate(error, self.lang, markdown_literal)
 
     def number(self, value: float, digits: int = 0) -> str:
         return format_number(value, self.lang, digits)
@@ -156,10 +159,32 @@ class Message(str):
         return self
 
 
-def translate(error: BaseException | Message, lang: str) -> str:
+def translate(error: BaseException | Message, lang: str, literal: Callable[[str], str] | None = None) -> str:
+    """The error in `lang`. `literal` quotes the values that came from outside (plain str placeholders, such
+    as what a student typed or a link carried; catalog Texts and numbers are ours): `markdown_literal` where
+    the sentence is shown as Markdown."""
     if isinstance(error, (LabError, Message)):
-        return gettext(error.template, lang, **error.params)
-    return str(error)
+        params = error.params if literal is None else \
+            {k: literal(v) if type(v) is str else v for k, v in error.params.items()}
+        return gettext(error.template, lang, **params)
+    return str(error) if literal is None else literal(str(error))
+
+
+_PLAIN = re.compile(r"(?:[^\W_]|[ .,\-+/=%'\";?])*")  # letters, digits and marks that make no Markdown inline
+
+
+def markdown_literal(text: str) -> str:
+    """`text` shown as Markdown exactly as it is. Plain words, numbers and the like stay as they are; anything
+    else becomes a code span. Backslash escapes are not enough: GitHub-flavoured Markdown turns "http://...",
+    "www...." or an e-mail address left in the text into a live link after the escapes are read; a code span
+    is no text to it, nor to emphasis, math, HTML or Streamlit's directives (:red[...], :material/...:).
+    Control characters become spaces (no new block from a new line)."""
+    text = "".join(" " if unicodedata.category(c).startswith("C") else c for c in text)
+    if _PLAIN.fullmatch(text) and "www." not in text.lower():
+        return text
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text[0] in "` " or text[-1] in "` " else ""  # CommonMark strips one space on each side
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def placeholders(text: str) -> set[str]:
