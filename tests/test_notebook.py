@@ -100,3 +100,26 @@ def test_export_refuses_a_bad_key_or_a_bad_out_in_one_line(tmp_path, capsys):
         out, err = capsys.readouterr()
         assert out == "" and len(err.strip().splitlines()) == 1 and err.startswith("error: "), (argv, err)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_on_the_mlp_page_downloads_as_a_notebook(monkeypatch):
+    # The page hands Streamlit a callable that builds the zip when clicked; record what it registered.
+    from streamlit.runtime.media_file_manager import MediaFileManager
+    from test_app import open_page, run_and_wait, set_mlp
+    registered = {}
+    add_deferred = MediaFileManager.add_deferred
+
+    def record(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        registered[file_name] = data_callable
+        return add_deferred(self, data_callable, mimetype, coordinates, file_name=file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", record)
+    at = open_page("app_pages/mlp.py")
+    set_mlp(at, "0.01", seed=41)
+    run_and_wait(at)
+    assert [b.proto.label for b in at.get("download_button") if b.proto.label == "Download as notebook"]
+    [key] = [RunCache().get(k.removesuffix(".zip")).key for k in registered if k and k.endswith(".zip")]
+    with zipfile.ZipFile(io.BytesIO(registered[f"{key}.zip"]())) as z:
+        assert sorted(z.namelist()) == [f"{key}/{key}.safetensors", f"{key}/run.ipynb"]
+        notebook = nbformat.reads(z.read(f"{key}/run.ipynb").decode(), as_version=4)
+    nbformat.validate(notebook)
