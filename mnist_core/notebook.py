@@ -427,8 +427,8 @@ def _setup_text(run: RunResult) -> str:
             "images comes from a random generator of its own, seeded with the same number.")
     if run.config.model == "cnn":
         text += (" Dropout's random masks come from PyTorch's global generator, seeded with the seed + 1 after the "
-                 "model is made (on a GPU, PyTorch draws them with another kernel than the app, so a GPU run is "
-                 "reproduced in its statistics, not to the digit). The CNN is kept in channels_last, the memory "
+                 "model is made. (On a GPU, `nn.Dropout` draws them with another kernel than the app, so there a CNN run "
+                 "comes back alike in its statistics, not to the digit.) The CNN is kept in channels_last, the memory "
                  "layout the app trains it in; it changes only the last bits of a result.")
     text += (" Tiny numbers are flushed to zero, as in the app: the seed's normal(0, 1) init pushes softmax into "
              "them, and a CPU computes them slowly.")
