@@ -10,7 +10,9 @@ changes a number:
 - the initial weights: torch.manual_seed(seed), then the model built in the engine's layer order (the
   CNN pools before its ReLU, and trains in channels_last);
 - the data order: torch.randperm from a generator seeded with the run's seed, once per epoch;
-- dropout's masks: a stream of their own, seeded with seed + 1 (the engine's dropout generator);
+- dropout: written out as the engine computes it (nn.Dropout rounds differently, and a chaotic run, such
+  as RMSprop's, amplifies that), its masks from the global generator seeded with seed + 1 (the engine's
+  dropout generator);
 - the optimizer: torch.optim's fused kernel, which the engine calls directly (bit for bit the same);
 - denormals flushed to zero, a mean cross-entropy per batch, the test pass after each epoch in batches
   of train.EVAL_BATCH.
@@ -134,14 +136,18 @@ def _cnn_class(run: RunResult) -> str:
                     $blocks
                 )
                 self.fc1 = nn.Linear($flat, $fc)  # $flat = the last block's values, flattened
-                self.dropout = nn.Dropout(p=1 - KEEP_PROB)
                 self.fc2 = nn.Linear($fc, 10)
                 nn.init.xavier_uniform_(self.fc1.weight)
                 nn.init.xavier_uniform_(self.fc2.weight)
 
             def forward(self, x):
-                x = self.features(x).flatten(1)
-                x = self.dropout(torch.relu(self.fc1(x)))
+                x = torch.relu(self.fc1(self.features(x).flatten(1)))
+                if self.training and KEEP_PROB < 1:
+                    # Dropout, written out: keep each value with probability KEEP_PROB and scale the kept ones
+                    # up, so that their mean stays the same. nn.Dropout(p=1 - KEEP_PROB) does the same with
+                    # other rounding, which training can amplify into other numbers than the app's.
+                    keep = torch.empty_like(x).bernoulli_(KEEP_PROB)
+                    x = x * keep / KEEP_PROB
                 return self.fc2(x)
         ''', blocks="\n            ".join(blocks), flat=flow["flatten"][0], fc=CNN_FC)
 
@@ -180,6 +186,9 @@ def to_notebook(run: RunResult, device: str | None = None) -> dict[str, Any]:
     final = run.final
     headline = (f"its test accuracy after epoch {final.epoch} was **{final.test_acc:.2%}** "
                 f"on {measured_on(c)}" if final else "it has no finished epoch")
+    if run.status == "diverged":
+        headline += (f"; in epoch {run.diverged_epoch} its loss became infinite or NaN and training stopped "
+                     "(the notebook stops there too)")
     sample_source = inspect.getsource(balanced_test_sample)  # the engine's own code: the same sample, always
     scored = ("All 10,000 test images are scored after each epoch." if c.test_size >= MNIST_TEST_SIZE else
               f"After each epoch the model is scored on {c.test_size:,} test images: a fixed, class-balanced sample "
@@ -427,8 +436,7 @@ def _setup_text(run: RunResult) -> str:
             "images comes from a random generator of its own, seeded with the same number.")
     if run.config.model == "cnn":
         text += (" Dropout's random masks come from PyTorch's global generator, seeded with the seed + 1 after the "
-                 "model is made. (On a GPU, `nn.Dropout` draws them with another kernel than the app, so there a CNN run "
-                 "comes back alike in its statistics, not to the digit.) The CNN is kept in channels_last, the memory "
+                 "model is made, as the app seeds a generator of the run's own. The CNN is kept in channels_last, the memory "
                  "layout the app trains it in; it changes only the last bits of a result.")
     text += (" Tiny numbers are flushed to zero, as in the app: the seed's normal(0, 1) init pushes softmax into "
              "them, and a CPU computes them slowly.")

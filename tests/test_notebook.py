@@ -24,9 +24,16 @@ from test_golden import ACC_ATOL, LOSS_RTOL, out_of_tolerance
 
 pytestmark = pytest.mark.numerics
 
-RUNS = {  # the seed's MLP with a sigmoid layer, on MNIST; the seed's CNN (dropout on) on Fashion-MNIST
+RUNS = {
+    # the seed's MLP (normal init) with a sigmoid layer, on MNIST; the seed's CNN (dropout on) on Fashion-MNIST
     "mlp": RunConfig(model="mlp", activations=("relu", "sigmoid"), epochs=2, train_size=2000, test_size=500),
     "cnn": RunConfig(model="cnn", dataset="fashion-mnist", epochs=2, batch_size=50, train_size=1000, test_size=500),
+    # the other branches the notebook writes: SGD with momentum, another init and activations, a last batch
+    # smaller than the others, all 10,000 test images; RMSprop, bf16 autocast, every conv strided, dropout 0.3
+    "mlp-sgd": RunConfig(model="mlp", optimizer="sgd", momentum=0.9, lr=0.01, init="kaiming_uniform",
+                         activations=("gelu", "tanh"), hidden=64, epochs=2, batch_size=64, train_size=1000),
+    "cnn-bf16": RunConfig(model="cnn", optimizer="rmsprop", precision="bf16", stride=2, conv_layers="all",
+                          keep_prob=0.7, epochs=2, batch_size=50, train_size=500, test_size=500),
 }
 # Added to the executed copy only: what the notebook computed, for the test to read.
 REPORT = 'import json\nprint(json.dumps({"history": history, "index": index, "guess": guess, "trained_acc": trained_acc}))'
