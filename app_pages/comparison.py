@@ -28,6 +28,7 @@ import pandas as pd
 import streamlit as st
 
 from mnist_core import PRESETS, ConfigError, RunConfig
+from mnist_core.cache import UnknownRunError
 from mnist_core.charts import confusion_chart, final_accuracy_chart, metric_chart, series_order, timing_chart
 from mnist_core.compare import (DEFAULT_VALUES, PARAM_TITLES, Comparison, Entry, entries, estimate, final_frame,
                                 format_values, from_query_params, make_comparison, metrics_frame, shape_flow_frame,
@@ -38,6 +39,7 @@ from mnist_core.data import DATASETS as DATASET_INFO
 from mnist_core.evaluate import confusion_table
 from mnist_core.i18n import N_, Translator, markdown_literal
 from mnist_core.jobs import ACTIVE, Job, RequestRefused
+from mnist_core.notebook import zip_bytes
 from mnist_core.notes import FOR_PARAM, note
 from mnist_core.results import EpochMetrics, RunResult
 from mnist_core.train import bf16_native, resolve_device
@@ -570,4 +572,21 @@ def inspect_section(model: str, items: list[Entry], results: list[RunResult | No
                                            confidence=_.percent(mistake.confidence, 0)))
     with matrix:
         st.altair_chart(confusion_chart(confusion_table(report.confusion), classes, text=_), width="stretch")
+    notebook_button(inspectable[choice], _)
     inside_this_run(model, inspectable, choice, param_title, data)
+
+
+def notebook_button(key: str, _: Translator) -> None:
+    """The run as a notebook to take home, with its weights: built only when clicked (a CNN's zip is ~5 MB)."""
+    cache = run_cache()
+
+    def build() -> bytes:  # runs outside the page's script, when the student clicks: no st calls here
+        run = cache.get(key, weights=True, touch=True)
+        if run is None:  # evicted since the page was drawn
+            raise UnknownRunError(f"No cached run {key}.")
+        return zip_bytes(run)
+
+    st.download_button(_("Download as notebook"), build, file_name=f"{key}.zip", mime="application/zip",
+                       key=f"notebook.{key}", on_click="ignore",
+                       help=_("A plain PyTorch notebook that trains this run again, step by step, to the same "
+                              "numbers, and the run's trained weights beside it (a zip)."))

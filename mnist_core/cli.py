@@ -1,4 +1,4 @@
-"""`python -m mnist_core`: train, sweep, shapes, predict, explain, cache. The same engine and cache as the app.
+"""`python -m mnist_core`: train, sweep, shapes, predict, explain, export, cache. The same engine and cache as the app.
 
 Bad input ends with one line on stderr and exit status 2, never a traceback.
 """
@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("image", help="an image file of one digit")
     explain.add_argument("--out", help="folder for the PNGs (default: ./explain-KEY)")
     explain.add_argument("--json", action="store_true")
+    export = sub.add_parser("export", help="write a cached run as a plain PyTorch notebook that trains it again, "
+                                           "with its weights beside it")
+    export.add_argument("--run", required=True, help="run key (see 'cache list')")
+    export.add_argument("--out", default="run.ipynb", help="the notebook, FILE.ipynb (default: run.ipynb); the "
+                                                           "weights go beside it as KEY.safetensors")
     cache = sub.add_parser("cache", help="list, show, pin or check cached runs")
     cache_sub = cache.add_subparsers(dest="cache_command", required=True)
     cache_sub.add_parser("list", help="every cached run, newest first").add_argument("--json", action="store_true")
@@ -354,6 +359,26 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+    from .notebook import write
+    out = Path(args.out)
+    if out.suffix != ".ipynb" or out.is_dir():
+        raise UsageError(f"--out must name a notebook file ending in .ipynb, got '{args.out}'")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out: the folder {out.parent} does not exist")
+    key = check_key(args.run)
+    run = RunCache().get(key, weights=True, touch=True)
+    if run is None:
+        raise UnknownRunError(f"No cached run {key} (see 'cache list').")
+    try:
+        notebook, weights = write(run, out)
+    except OSError as e:  # a read-only folder, a full disk: the student's to fix, in one line
+        raise UsageError(f"cannot write {out}: {e.strerror or e}") from None
+    print(f"wrote {notebook} and {weights}", file=sys.stderr)
+    return 0
+
+
 def cmd_cache(args: argparse.Namespace) -> int:
     cache = RunCache()
     if args.cache_command == "list":
@@ -449,7 +474,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "shapes": cmd_shapes, "predict": cmd_predict, "explain": cmd_explain,
-            "report": cmd_report, "cache": cmd_cache}
+            "report": cmd_report, "cache": cmd_cache, "export": cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
