@@ -216,7 +216,7 @@ def parallel_chart(frame: pd.DataFrame, axes: list[Axis] | None = None, text: Tr
     x = alt.X("axis:N", title=None, sort=titles, scale=alt.Scale(domain=titles, padding=0.2),
               axis=alt.Axis(orient="top", labelAngle=0, labelFontSize=12, labelLimit=160, grid=True, gridColor="#888",
                             domain=False, ticks=False))
-    y = alt.Y("position:Q", title=None, axis=None, scale=alt.Scale(domain=[0, 1]))
+    y = alt.Y("position:Q", title=None, axis=None, scale=alt.Scale(domain=[-0.04, 1.04]))  # ends off the edges
     domain = accuracy_domain(runs[ACCURACY])
     drawn = alt.Chart(lines).mark_line(opacity=0.55, strokeWidth=1.5).encode(
         x=x, y=y, detail="key:N", order="order:Q",
@@ -225,7 +225,7 @@ def parallel_chart(frame: pd.DataFrame, axes: list[Axis] | None = None, text: Tr
         tooltip=[alt.Tooltip("axis:N", title=text(N_("setting"))), alt.Tooltip("value:N", title=text(N_("value"))),
                  alt.Tooltip("acc:Q", title=text(N_("test accuracy")), format=".2%")])
     labels = alt.Chart(ticks).mark_text(align="left", dx=5, fontSize=11, color="#333").encode(x=x, y=y, text="label:N")
-    return alt.layer(drawn, labels).properties(title=title, height=PARALLEL_HEIGHT)
+    return alt.layer(drawn, labels).properties(title=title, height=PARALLEL_HEIGHT).configure_view(stroke=None)
 
 
 def scatter_chart(frame: pd.DataFrame, field: str, text: Translator | None = None) -> alt.Chart:
@@ -236,9 +236,10 @@ def scatter_chart(frame: pd.DataFrame, field: str, text: Translator | None = Non
             lambda d: DATASETS[d].title), shown=lambda f: f[field].map(value_text))
     title = text(label(field))
     if _is_number(runs[field]):
-        log = spans_decades(runs[field])
+        log, values = spans_decades(runs[field]), _distinct(runs[field])
         x = alt.X(f"{field}:Q", title=title + (" " + text(N_("(log scale)")) if log else ""),
-                  scale=alt.Scale(type="log") if log else alt.Scale(zero=False), axis=alt.Axis(format="~g"))
+                  scale=alt.Scale(type="log") if log else alt.Scale(zero=False),
+                  axis=alt.Axis(format="~g", values=values if len(values) <= MAX_TICKS else alt.Undefined))
         runs[field] = runs[field].astype(float)
     else:
         x = alt.X(f"{field}:N", title=title, sort=[value_text(v) for v in _distinct(runs[field])],
@@ -247,7 +248,8 @@ def scatter_chart(frame: pd.DataFrame, field: str, text: Translator | None = Non
     return alt.Chart(runs).mark_point(filled=True, size=70, opacity=0.7).encode(
         x=x, y=alt.Y(f"{ACCURACY}:Q", title=text(N_("test accuracy")), scale=alt.Scale(domain=domain, clamp=True),
                      axis=alt.Axis(format=accuracy_format(domain))),
-        color=alt.Color("model_name:N", title=text(N_("model")), scale=alt.Scale(domain=["MLP", "CNN"])),
+        color=alt.Color("model_name:N", title=text(N_("model")),
+                        scale=alt.Scale(domain=["MLP", "CNN"], range=["#4c78a8", "#f58518"])),
         shape=alt.Shape("dataset_name:N", title=text(N_("dataset"))),
         tooltip=[alt.Tooltip("shown:N", title=title), alt.Tooltip(f"{ACCURACY}:Q", title=text(N_("test accuracy")),
                                                                   format=".2%"),
