@@ -16,15 +16,12 @@ Target: a filter change re-renders in under 500 ms of server time.
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import shutil
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
 
-from rerun import ROOT, WORK, fill, machine, ms, timed  # sets MNIST_CACHE_DIR to its temp folder first
+from rerun import ROOT, fill, ms, report, run_in_temp_cache, summary, timed  # sets MNIST_CACHE_DIR to its temp folder first
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
@@ -68,12 +65,7 @@ def main() -> None:
             times[state].append(took)
     every = [t for ts in times.values() for t in ts]
 
-    def summary(values: list[float]) -> dict:
-        return {"median": ms(statistics.median(values)), "min": ms(min(values)), "max": ms(max(values)),
-                "runs": len(values)}
-
     out = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
         "entries": args.entries, "cache_mb": round(cache.size_bytes() / 1e6, 1),
         "filter_change_rerun_ms": summary(every), **{f"filter_change_rerun_ms_{k.replace(' ', '_')}": summary(v)
                                                     for k, v in times.items()},
@@ -82,14 +74,8 @@ def main() -> None:
                 "run in the table and the charts) and one value",
         "target_ms": TARGET_MS, "meets_target": statistics.median(every) * 1000 < TARGET_MS,
     }
-    print(json.dumps(out, indent=2))
-    if not args.no_write:
-        RESULTS.write_text(json.dumps(out, indent=2) + "\n")
-        print(f"wrote {RESULTS.relative_to(ROOT)}")
+    report(out, None if args.no_write else RESULTS)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    finally:
-        shutil.rmtree(WORK, ignore_errors=True)
+    run_in_temp_cache(main)
