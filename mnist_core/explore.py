@@ -166,27 +166,30 @@ class Axis:
     field: str
     title: str
     positions: dict[Any, float]  # each value of the runs -> its height on the axis, 0 to 1
+    names: dict[Any, str]        # each value of the runs -> how it reads
     ticks: dict[float, str]      # height -> label written beside the axis
 
 
 def _axis(field: str, column: pd.Series, text: Translator) -> Axis:
     values = _distinct(column)
     title = text(N_("test accuracy")) if field == ACCURACY else text(label(field))
+    name = {"dataset": lambda d: DATASETS[d].title, ACCURACY: lambda a: f"{a:.1%}"}.get(field, value_text)
+    names = {v: name(v) for v in values}
     if not _is_number(column):  # categories, evenly spaced in their order
         places = {v: i / max(len(values) - 1, 1) for i, v in enumerate(values)}
-        name = (lambda d: DATASETS[d].title) if field == "dataset" else value_text
-        return Axis(field, title, places, {p: name(v) for v, p in places.items()})
+        return Axis(field, title, places, names, {p: names[v] for v, p in places.items()})
     log = spans_decades(values)
     scale = (lambda v: math.log10(v)) if log else (lambda v: float(v))
     low, high = scale(values[0]), scale(values[-1])
     place = (lambda v: (scale(v) - low) / (high - low)) if high > low else (lambda v: 0.5)
     places = {v: place(v) for v in values}
     if field == ACCURACY:
-        return Axis(field, title, places, {place(v): text.percent(v) for v in np.linspace(values[0], values[-1], 5)})
-    if len(values) <= MAX_TICKS:
-        return Axis(field, title, places, {p: value_text(v) for v, p in places.items()})
-    spread = [10 ** t if log else t for t in np.linspace(low, high, 5)]
-    return Axis(field, title, places, {place(v): f"{v:.3g}" for v in spread})
+        ticks = {place(v): text.percent(v) for v in np.linspace(values[0], values[-1], 5)}
+    elif len(values) <= MAX_TICKS:
+        ticks = {p: names[v] for v, p in places.items()}
+    else:
+        ticks = {place(v): f"{v:.3g}" for v in (10 ** t if log else t for t in np.linspace(low, high, 5))}
+    return Axis(field, title, places, names, ticks)
 
 
 def parallel_axes(frame: pd.DataFrame, text: Translator | None = None) -> list[Axis]:
@@ -205,13 +208,14 @@ def parallel_chart(frame: pd.DataFrame, axes: list[Axis] | None = None, text: Tr
     runs = frame[frame[ACCURACY].notna()]
     axes = axes or parallel_axes(runs, text)
     titles = [a.title for a in axes]
-    columns = [runs[a.field].to_numpy(dtype=object, na_value=None) for a in axes]
     lines = pd.DataFrame({
         "key": np.tile(runs["key"].to_numpy(dtype=object), len(axes)),
         "acc": np.tile(runs[ACCURACY].to_numpy(dtype=float), len(axes)),
         "axis": np.repeat(titles, len(runs)), "order": np.repeat(np.arange(len(axes)), len(runs)),
-        "position": [a.positions.get(v, math.nan) if v is not None else math.nan for a, c in zip(axes, columns) for v in c],
-        "value": [value_text(v) for c in columns for v in c]}).dropna(subset=["position"])
+        "position": np.concatenate([runs[a.field].map(a.positions).to_numpy(dtype=float, na_value=math.nan)
+                                    for a in axes]),
+        "value": np.concatenate([runs[a.field].map(a.names).to_numpy(dtype=object) for a in axes]),
+    }).dropna(subset=["position"])
     ticks = pd.DataFrame([{"axis": a.title, "position": p, "label": t} for a in axes for p, t in a.ticks.items()])
     x = alt.X("axis:N", title=None, sort=titles, scale=alt.Scale(domain=titles, padding=0.2),
               axis=alt.Axis(orient="top", labelAngle=0, labelFontSize=12, labelLimit=160, grid=True, gridColor="#888",
@@ -225,7 +229,7 @@ def parallel_chart(frame: pd.DataFrame, axes: list[Axis] | None = None, text: Tr
         tooltip=[alt.Tooltip("axis:N", title=text(N_("setting"))), alt.Tooltip("value:N", title=text(N_("value"))),
                  alt.Tooltip("acc:Q", title=text(N_("test accuracy")), format=".2%")])
     labels = alt.Chart(ticks).mark_text(align="left", dx=5, fontSize=11, color="#333").encode(x=x, y=y, text="label:N")
-    return alt.layer(drawn, labels).properties(title=title, height=PARALLEL_HEIGHT).configure_view(stroke=None)
+    return alt.layer(drawn, labels, title=title, height=PARALLEL_HEIGHT, config=alt.Config(view=alt.ViewConfig(stroke=None)))
 
 
 def scatter_chart(frame: pd.DataFrame, field: str, text: Translator | None = None) -> alt.Chart:
