@@ -8,7 +8,6 @@ already cached. The pages live in app_pages/ (not pages/: see README); the work 
 from __future__ import annotations
 
 import os
-from urllib.parse import urlencode
 
 # Before torch loads: on a shared server many sessions and the training compete for few cores, and
 # OpenMP's default spin-waiting threads then slow everyone 10-100x (measured in bench/run.py).
@@ -21,8 +20,9 @@ import torch  # noqa: E402
 from app_pages.shared import (class_code_box, dataset_or_error, duration, job_service, language_switch,  # noqa: E402
                               owner, run_cache, tr)
 from mnist_core import resolve_device  # noqa: E402
-from mnist_core.compare import Comparison, run_label, to_query_params  # noqa: E402
+from mnist_core.compare import run_label  # noqa: E402
 from mnist_core.data import DATASETS  # noqa: E402
+from mnist_core.explore import comparison_url  # noqa: E402
 from mnist_core.i18n import N_  # noqa: E402
 
 STATE_TEXT = {"queued": N_("waiting"), "running": N_("training")}
@@ -91,10 +91,7 @@ def class_view() -> None:
 
 def comparison_link(config) -> str:
     """The comparison page showing this run (compared by learning rate, with its one value): add values there."""
-    params = to_query_params(Comparison(config, "lr", (config.lr,)))
-    if tr().lang != "en":
-        params["lang"] = tr().lang
-    return f"./{config.model}?{urlencode(params)}"
+    return comparison_url(config, tr().lang)
 
 
 def cached_runs() -> None:
@@ -108,6 +105,8 @@ def cached_runs() -> None:
         return
     st.caption(_("{n} runs, {mb} MB. Newest first. Accuracies are final test accuracies.", n=len(runs),
                  mb=_.number(cache.size_bytes() / 1e6, 1)))
+    st.page_link(EXPLORE_PAGE, label=_("**Explore**: filter every run, see which settings work"),
+                 icon=":material/travel_explore:")
     st.dataframe(pd.DataFrame([{
         _("open"): comparison_link(r.config), _("run"): run_label(r, with_accuracy=False), _("model"): r.config.model.upper(),
         _("dataset"): DATASETS[r.config.dataset].title, _("status"): r.status, _("epochs"): len(r.epochs),
@@ -123,7 +122,8 @@ MLP_PAGE = st.Page("app_pages/mlp.py", title=_("MLP"), icon=":material/show_char
 CNN_PAGE = st.Page("app_pages/cnn.py", title=_("CNN"), icon=":material/grid_on:", url_path="cnn")
 DRAW_PAGE = st.Page("app_pages/draw.py", title=_("Draw"), icon=":material/draw:", url_path="draw")
 STUDY_PAGE = st.Page("app_pages/study.py", title=_("Study"), icon=":material/menu_book:", url_path="study")
-page = st.navigation([HOME_PAGE, MLP_PAGE, CNN_PAGE, DRAW_PAGE, STUDY_PAGE])
+EXPLORE_PAGE = st.Page("app_pages/explore.py", title=_("Explore"), icon=":material/travel_explore:", url_path="explore")
+page = st.navigation([HOME_PAGE, MLP_PAGE, CNN_PAGE, DRAW_PAGE, STUDY_PAGE, EXPLORE_PAGE])
 language_switch()
 class_code_box()
 page.run()

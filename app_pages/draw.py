@@ -1,8 +1,9 @@
 """Draw page: draw a digit (or upload a photo of one) and see what the trained models read.
 
 By default it asks the most accurate cached MLP and CNN on MNIST (mnist_core.evaluate.best_runs), not
-the newest runs. Each model's answer shows all ten probabilities, so a model that is "100% sure"
-(the seed's normal(0, 1) init saturates softmax) is visible as such, with a concept note that says why.
+the newest runs; a link's `?run=KEY` (the Explore page's "use it on the Draw page") puts that run first.
+Each model's answer shows all ten probabilities, so a model that is "100% sure" (the seed's normal(0, 1)
+init saturates softmax) is visible as such, with a concept note that says why.
 An upload may go to any model, Fashion-MNIST's too: the answers then name its classes.
 """
 from __future__ import annotations
@@ -128,6 +129,13 @@ known = {r.key: r for r in runs}
 labels = picker_labels(runs)
 # Runs chosen earlier may have left the cache since; a multiselect must not hold unknown options.
 remembered = [k for k in restore(RUNS_KEY, []) if k in known]
+linked = st.query_params.get("run")  # the Explore page's "use it on the Draw page": that run first, once
+if linked is not None:
+    del st.query_params["run"]
+    if linked in known:
+        remembered = [linked] + [k for k in remembered if k != linked]
+    else:
+        st.warning(_("The run this link names is not in the cache (any more): here are the best cached models."))
 st.session_state[RUNS_KEY] = remembered or [r.key for r in best_runs(runs)]
 chosen = keep(RUNS_KEY, st.multiselect(
     _("Models to ask"), list(known), key=RUNS_KEY, format_func=labels.get,

@@ -130,6 +130,27 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def summary(times: list[float]) -> dict:
+    return {"median": ms(statistics.median(times)), "min": ms(min(times)), "max": ms(max(times)), "runs": len(times)}
+
+
+def report(results: dict, path: Path | None) -> None:
+    """Prints the results with the date and the machine, and writes them to `path` unless it is None (--no-write)."""
+    out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(), **results}
+    print(json.dumps(out, indent=2))
+    if path is not None:
+        path.write_text(json.dumps(out, indent=2) + "\n")
+        print(f"wrote {path.relative_to(ROOT)}")
+
+
+def run_in_temp_cache(main) -> None:
+    """Runs a benchmark's main, then removes the temp cache (WORK) whatever happens."""
+    try:
+        main()
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
+
+
 def machine() -> dict:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
@@ -169,11 +190,7 @@ def main() -> None:
     est = [timed(lambda: estimate(items, data, warm_cache)) for _ in range(20)]
     assert estimate(items, data, warm_cache).cached == len(items), "the page's comparison should be cached"
 
-    def summary(times: list[float]) -> dict:
-        return {"median": ms(statistics.median(times)), "min": ms(min(times)), "max": ms(max(times)), "runs": len(times)}
-
     out = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
         "entries": args.entries, "entries_shown_by_the_page": shown, "cache_mb": round(cache.size_bytes() / 1e6, 1),
         "page_rerun_ms": summary(full), "page_rerun_ms_only_its_own_runs_cached": summary(alone),
         "page_rerun_what": "AppTest .run() of the MLP page after changing the sidebar's seed between two cached "
@@ -182,14 +199,8 @@ def main() -> None:
         "estimate_ms_median": ms(statistics.median(est)),
         "target_ms": TARGET_MS, "meets_target": statistics.median(full) * 1000 < TARGET_MS,
     }
-    print(json.dumps(out, indent=2))
-    if not args.no_write:
-        RESULTS.write_text(json.dumps(out, indent=2) + "\n")
-        print(f"wrote {RESULTS.relative_to(ROOT)}")
+    report(out, None if args.no_write else RESULTS)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    finally:
-        shutil.rmtree(WORK, ignore_errors=True)
+    run_in_temp_cache(main)

@@ -184,7 +184,7 @@ def test_a_shared_link_works_as_the_first_visit_to_a_fresh_server(server, browse
     page.goto(comparison_url(server))
     settle(page)
     no_errors(page)
-    assert nav_labels(page) == ["Home", "MLP", "CNN", "Draw", "Study"]
+    assert nav_labels(page) == ["Home", "MLP", "CNN", "Draw", "Study", "Explore"]
     assert page.get_by_role("button", name="Run comparison").is_visible()
     page.context.close()
 

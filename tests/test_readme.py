@@ -99,13 +99,13 @@ def test_the_readmes_app_command_opens_every_page_in_english_and_korean(tmp_path
             for lang in ("en", "ko"):
                 home = gettext("MNIST hyperparameter lab", lang)
                 titles = []
-                for path in ("", "mlp", "cnn", "draw", "study"):
+                for path in ("", "mlp", "cnn", "draw", "study", "explore"):
                     page.goto(f"http://127.0.0.1:{port}/{path}?lang={lang}")
                     settle(page)
                     no_errors(page)
                     assert "This app has encountered an error" not in page.inner_text("body")
                     titles.append(page.locator("h1").first.inner_text())
-                assert home in titles[0] and len(set(titles)) == 5, titles
+                assert home in titles[0] and len(set(titles)) == 6, titles
             browser.close()
     finally:
         stop(server)
