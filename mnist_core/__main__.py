@@ -1,9 +1,8 @@
 import sys
 
-try:
-    from .cli import main
-except KeyboardInterrupt:  # Ctrl-C while Python is still loading the command: nothing has started
-    print("cancelled", file=sys.stderr)
-    sys.exit(130)
+from .ctrl_c import CTRL_C
+
+CTRL_C.install()  # before anything slow loads: see ctrl_c.py
+from .cli import main  # noqa: E402
 
 sys.exit(main())

@@ -7,14 +7,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
-from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from .cache import Cancelled, RunCache, UnknownRunError, check_key
 from .config import FIELD_TYPES, MAX_EPOCHS, PRESETS, SWEEPABLE, ConfigError, RunConfig, parse_values
+from .ctrl_c import CTRL_C
 from .errors import DataNotFoundError, DeviceError, ImageError
 from .jobs import RequestRefused
 from .results import RunResult
@@ -187,29 +185,15 @@ def _data_and_cache(args: argparse.Namespace, configs: list[RunConfig]):
     return load_dataset(configs[0].dataset, device, args.data_dir), RunCache()
 
 
-@contextmanager
-def ctrl_c_flag() -> Iterator[threading.Event]:
-    """While inside, Ctrl-C (SIGINT) sets the returned event instead of raising KeyboardInterrupt wherever
-    the main thread happens to be: half-way through `submit` (jobs created, ids not yet returned), inside
-    a lock, in a `finally`. The caller checks the event where stopping is safe, so no job can slip out
-    uncancelled; a raised KeyboardInterrupt there used to leave a job training to its end."""
-    interrupted = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
-    try:
-        yield interrupted
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def run_jobs(args: argparse.Namespace, configs: list[RunConfig], labels: list[str]) -> list[RunResult | None]:
     """Trains `configs` through the job service, as the app does: in threads of this process, or on the
     Dask cluster of --dask. Shows progress bars; Ctrl-C cancels this command's jobs (raises Cancelled
     once they have stopped). Runs whose job failed are None, after a line on stderr saying why."""
     from .jobs import dask_service, embedded_service, results_for
-    data, cache = _data_and_cache(args, configs)  # a Ctrl-C up to here raises at once: nothing is submitted
+    data, cache = _data_and_cache(args, configs)  # a Ctrl-C up to here ends the process: nothing is submitted yet
     owner = f"cli-{os.getpid()}"
     bars = Bars(labels, [c.epochs for c in configs])
-    with ctrl_c_flag() as interrupted:
+    with CTRL_C.submitting() as interrupted:
         service = dask_service(args.dask, cache, data) if args.dask else embedded_service(cache, data)
         try:
             ids = [] if interrupted.is_set() else [job.id for job in service.submit(configs, owner)]
