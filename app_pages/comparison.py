@@ -44,6 +44,7 @@ from mnist_core.train import bf16_native, resolve_device
 from app_pages.inside import inside_this_run
 from app_pages.shared import (dataset_or_error, duration, job_line, job_service, keep, may_train, owner, remember,
                               remembered_jobs, restore, run_cache, test_set_report, tr)
+from app_pages.shared import entered_code
 
 log = logging.getLogger(__name__)
 
@@ -354,7 +355,7 @@ def plan_section(model: str, comparison: Comparison, items: list[Entry], valid: 
 
 def submit(scope: str, configs: list[RunConfig], _: Translator) -> None:
     try:
-        jobs = job_service().submit(configs, owner())
+        jobs = job_service().submit(configs, owner(), entered_code())
     except RequestRefused as e:
         st.error(_.error(e))
         return

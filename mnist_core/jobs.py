@@ -56,19 +56,22 @@ kills its worker (out of memory, say) would otherwise take down every worker in 
 Jobs live in the server's memory: after a restart they are gone, and `job(id)` answers None.
 
 For pages: build one service per server process with `service_from_env(cache, data)` (embedded, or
-Dask when MNIST_LAB_DASK_SCHEDULER is set); `submit(configs, owner)` (may raise RequestRefused: show
-its message); keep the job ids in the session; each refresh, `seen(owner)` and `job(id)` or
-`jobs(owner=...)` (copies: read freely); `cancel(id, owner)`; once a job is done, read its runs from
-the cache (`results_for`). `jobs()` without an owner is the class view (show no `owner`/`watchers`).
+Dask when MNIST_LAB_DASK_SCHEDULER is set); `submit(configs, owner, code)` (`code`: the class code the
+student typed; may raise RequestRefused: show its message); keep the job ids in the session; each
+refresh, `seen(owner)` and `job(id)` or `jobs(owner=...)` (copies: read freely); `cancel(id, owner)`;
+once a job is done, read its runs from the cache (`results_for`). `jobs()` without an owner is the
+class view (show no `owner`/`watchers`).
 Hosted settings (hosting.py): MNIST_LAB_MAX_CONCURRENT (slots; with Dask, default: the cluster's
 worker threads, recounted every WORKER_POLL_SECONDS so added workers take jobs), MNIST_LAB_MAX_REQUEST_SECONDS,
 MNIST_LAB_MAX_QUEUED_PER_OWNER, MNIST_LAB_ABANDONED_AFTER_SECONDS (a queued job nobody has `seen` for
-that long is dropped; unset, every job finishes).
+that long is dropped; unset, every job finishes), MNIST_LAB_CLASS_CODE (submit refuses a request
+without it).
 """
 from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import hmac
 import itertools
 import logging
 import os
@@ -96,6 +99,7 @@ CANCEL_POLL_SECONDS = 0.2        # how often a Dask worker asks the scheduler wh
 WORKER_POLL_SECONDS = 2.0        # how often a Dask-backed service counts the cluster's worker threads
 KEEP_FINISHED = 500              # finished jobs remembered (for pages that come back to them)
 WORKER_LOST = N_("The machine training this stopped before it finished; press Run to train it again.")
+CLASS_CODE_NEEDED = N_("This server trains only for its class: enter the class code in the sidebar first.")
 
 
 class RequestRefused(LabError):
@@ -352,11 +356,15 @@ class JobService:
         return load_dataset(dataset, self.data.device)
 
     # -- asking ------------------------------------------------------------------------------------
-    def submit(self, configs: Iterable[RunConfig], owner: str) -> list[Job]:
+    def submit(self, configs: Iterable[RunConfig], owner: str, code: str | None = None) -> list[Job]:
         """The jobs that will produce `configs` (an empty list if all are cached): new ones, and active
         ones someone else asked for already (`owner` then watches them). Raises RequestRefused with a
-        message for the student when hosted caps or the per-owner limit say no."""
+        message for the student when the class code (`code`, what the student typed) is not the one the
+        operator set, or hosted caps or the per-owner limit say no."""
         from .sweep import plan
+        expected = self.limits.class_code
+        if expected is not None and not hmac.compare_digest((code or "").strip().encode(), expected.encode()):
+            raise RequestRefused(CLASS_CODE_NEEDED)
         configs = list(configs)
         if len({c.dataset for c in configs}) > 1:
             raise RequestRefused(N_("A comparison trains on one dataset; these settings name several."))

@@ -1,7 +1,8 @@
 """The app through Streamlit's AppTest: every page renders; a comparison's Run submits it to the server's
 training service, whose jobs outlive the page (switching pages, changing widgets) and whose results the
 page then reads from the cache; the class view lists everyone's jobs without names; only a job's owner
-can cancel it; bad input and bad links show st.error; the Draw page reads an uploaded digit.
+can cancel it; the class code goes with every
+request; bad input and bad links show st.error; the Draw page reads an uploaded digit.
 
 AppTest runs the app in this process, so the tests reach the same job service (shared.job_service) and
 wait on it for real trainings, then rerun the page as the fragment's timer would."""
@@ -18,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from mnist_core import RunConfig
 from mnist_core.compare import make_comparison, to_query_params
+from mnist_core.jobs import RequestRefused
 from mnist_core.train import bf16_native, resolve_device
 
 APP = "../app.py"
@@ -448,16 +450,23 @@ def test_hosted_mode_refuses_a_request_over_the_cap_and_trains_nothing(monkeypat
 
 def test_a_class_code_is_needed_to_train_but_not_to_watch(monkeypatch):
     monkeypatch.setenv("MNIST_LAB_CLASS_CODE", "maple-42")
+    _fresh_server_resources()
     try:
         at = open_page("app_pages/mlp.py")
+        set_mlp(at, "0.007", seed=46)
         assert at.button(key="mlp.run").disabled and not at.error
         at.text_input(key="lab.class_code").set_value("maple").run()
         assert at.button(key="mlp.run").disabled
         assert any("not this class's code" in e.value for e in at.sidebar.error)
         at.text_input(key="lab.class_code").set_value("maple-42").run()
         assert not at.button(key="mlp.run").disabled
+        with pytest.raises(RequestRefused, match="enter the class code"):  # the service checks it, not just the button
+            service().submit([RunConfig(model="mlp", epochs=1, train_size=500, seed=46)], owner="outsider")
+        run_and_wait(at)  # the code she typed goes with her request
+        assert not at.error and timing_table(at)["value"].tolist() == ["0.007"]
     finally:
         monkeypatch.undo()
+        _fresh_server_resources()
 
 
 def test_after_a_server_restart_the_page_forgets_its_jobs_and_says_the_runs_are_not_cached():

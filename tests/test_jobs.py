@@ -16,7 +16,8 @@ from mnist_core.compare import machine_label
 from mnist_core.config import RunConfig
 from mnist_core.results import RunResult
 from mnist_core.hosting import HostingLimits
-from mnist_core.jobs import RequestRefused, embedded_service, results_for, service_from_env
+from mnist_core.i18n import translate
+from mnist_core.jobs import CLASS_CODE_NEEDED, RequestRefused, embedded_service, results_for, service_from_env
 from mnist_core.train import train
 
 TINY = dict(train_size=1000, test_size=200, batch_size=50, init="xavier_uniform")
@@ -233,3 +234,17 @@ def test_hosted_mode_can_drop_a_queued_job_nobody_watches_any_more(make_service)
     dropped = service.job(gone.id)
     assert dropped.state == "cancelled" and dropped.started is None and "Nobody was watching" in dropped.message
     assert service.job(kept.id).state == "done"
+
+
+def test_with_a_class_code_submit_refuses_a_request_without_it(make_service):
+    service = make_service(HostingLimits(class_code="maple-42"))
+    config = RunConfig(**TINY, epochs=1, seed=61)
+    for code in (None, "", "maple", "maple-42x"):
+        with pytest.raises(RequestRefused) as refused:
+            service.submit([config], owner="ann", code=code)
+        assert str(refused.value) == CLASS_CODE_NEEDED and translate(refused.value, "ko") != CLASS_CODE_NEEDED
+    assert service.jobs() == []
+    (job,) = service.submit([config], owner="ann", code="maple-42")
+    (same,) = service.submit([config], owner="bob", code=" maple-42 ")  # as typed, spaces and all
+    assert same.id == job.id
+    assert service.cancel(job.id, "ann")  # the owner
