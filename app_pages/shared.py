@@ -171,6 +171,7 @@ def remembered_jobs(scope: str, keys: Iterable[str]) -> list[Job]:
     one of `keys` (a link opened elsewhere finds the running job). Ids this server no longer knows
     (it restarted) are dropped without a word."""
     service = job_service()
+    service.seen(owner())  # every watcher calls this each refresh: a watched job is not dropped as abandoned
     ids = st.session_state.get("lab.jobs", {}).get(scope, [])
     found = [job for job in (service.job(i) for i in ids) if job is not None]
     if len(found) != len(ids):

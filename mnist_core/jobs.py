@@ -99,6 +99,7 @@ CANCEL_POLL_SECONDS = 0.2        # how often a Dask worker asks the scheduler wh
 WORKER_POLL_SECONDS = 2.0        # how often a Dask-backed service counts the cluster's worker threads
 KEEP_FINISHED = 500              # finished jobs remembered (for pages that come back to them)
 WORKER_LOST = N_("The machine training this stopped before it finished; press Run to train it again.")
+ABANDONED = N_("Nobody was watching this any more, so it was not trained.")
 CLASS_CODE_NEEDED = N_("This server trains only for its class: enter the class code in the sidebar first.")
 
 
@@ -342,7 +343,7 @@ class JobService:
         self._by_key: dict[str, str] = {}        # run key -> id of the active job producing it
         self._channels: dict[str, Any] = {}
         self._usage: dict[str, tuple[float, float]] = {}  # owner -> (decayed seconds, as of when)
-        self._seen: dict[str, float] = {}        # owner -> when a page last showed them their jobs
+        self._seen: dict[str, float] = {}        # owner -> when they last asked, or a page showed them their jobs
         self._storing: set[str] = set()          # jobs whose runs are trained and being stored
         self._running = 0
         self._closed = False
@@ -394,6 +395,7 @@ class JobService:
             for job in reused:
                 if owner not in job.watchers:
                     job.watchers.append(owner)
+            self._seen[owner] = time.time()
             self._dispatch()
             return [self._copy(job) for job in reused + created]
 
@@ -428,9 +430,9 @@ class JobService:
         return job
 
     def seen(self, owner: str) -> None:
-        """`owner` is still around (a page calls this each time it shows their jobs). Only matters with
-        MNIST_LAB_ABANDONED_AFTER_SECONDS: a queued job none of whose watchers has been seen for that
-        long is dropped before it starts. A running job always finishes."""
+        """`owner` is still around: a page calls this each time it shows their jobs. With
+        MNIST_LAB_ABANDONED_AFTER_SECONDS, a queued job none of whose watchers has been seen (or asked)
+        for that long is dropped before it starts (a running job always finishes)."""
         with self._lock:
             self._seen[owner] = time.time()
 
@@ -441,7 +443,7 @@ class JobService:
         now = time.time()
         for job in [j for j in self._jobs.values() if j.state == "queued"]:
             if all(now - self._seen.get(w, job.submitted) > limit for w in job.watchers):
-                self._record_end(job, "cancelled", "Nobody was watching this any more, so it was not trained.")
+                self._record_end(job, "cancelled", ABANDONED)
 
     def cancel(self, job_id: str, owner: str) -> bool:
         """Stops the job if `owner` owns it and it has not ended; True if it was stopped."""

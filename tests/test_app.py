@@ -1,7 +1,7 @@
 """The app through Streamlit's AppTest: every page renders; a comparison's Run submits it to the server's
 training service, whose jobs outlive the page (switching pages, changing widgets) and whose results the
 page then reads from the cache; the class view lists everyone's jobs without names; only a job's owner
-can cancel it; the class code goes with every
+can cancel it; a watched job is not dropped as abandoned; the class code goes with every
 request; bad input and bad links show st.error; the Draw page reads an uploaded digit.
 
 AppTest runs the app in this process, so the tests reach the same job service (shared.job_service) and
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import numpy as np
 import pytest
@@ -465,6 +466,27 @@ def test_a_class_code_is_needed_to_train_but_not_to_watch(monkeypatch):
         run_and_wait(at)  # the code she typed goes with her request
         assert not at.error and timing_table(at)["value"].tolist() == ["0.007"]
     finally:
+        monkeypatch.undo()
+        _fresh_server_resources()
+
+
+def test_a_queued_job_its_student_watches_is_not_dropped_as_abandoned(monkeypatch):
+    monkeypatch.setenv("MNIST_LAB_ABANDONED_AFTER_SECONDS", "3")
+    _fresh_server_resources()
+    (blocker,) = service().submit([RunConfig(model="mlp", epochs=200, train_size=10000, batch_size=10, seed=47)],
+                                  owner="carl")  # holds the one slot
+    try:
+        at = open_page("app_pages/mlp.py")
+        set_mlp(at, "0.008", seed=47)
+        at.button(key="mlp.run").click().run()
+        [job_id] = job_ids(at)
+        while time.time() - service().job(job_id).submitted < 4:  # she watches it wait: her page refreshes
+            assert service().job(job_id).state == "queued"
+            at.run()
+        assert service().cancel(blocker.id, "carl")
+        assert service().wait([job_id], timeout=TIMEOUT) and service().job(job_id).state == "done"
+    finally:
+        service().cancel(blocker.id, "carl")
         monkeypatch.undo()
         _fresh_server_resources()
 
