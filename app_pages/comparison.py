@@ -406,7 +406,7 @@ def watcher(scope: str, keys: list[str], names: dict[str, str], model: str, para
             what = _("{setting} = {values}", setting=param_title, values=values) if values else job.config.describe()
             bar, cancel = st.columns([6, 1])
             bar.progress(job.progress, text=job_line(job, what))
-            if job.owner == me and job.state in ACTIVE:
+            if me in job.watchers and job.state in ACTIVE:
                 if cancel.button(_("Cancel"), key=f"cancel.{job.id}", width="stretch"):
                     service.cancel(job.id, me)
                     st.rerun()

@@ -3,7 +3,7 @@ who the visitor is; the language; widget values that survive switching pages; an
 
 Training never runs in a page script. Pages submit configs to the JobService (mnist_core.jobs) and
 watch its jobs from an `st.fragment` that reruns every second: changing a widget, switching pages,
-reloading or closing the tab leaves the training alone, and only the job's owner can cancel it.
+reloading or closing the tab leaves the training alone; Cancel withdraws only this student's request.
 
 Not a page itself: app.py lists the pages with st.navigation, so this file is only imported.
 """

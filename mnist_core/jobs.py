@@ -2,14 +2,14 @@
 
 A page (or the CLI) submits a comparison with `JobService.submit(configs, owner)` and watches the
 jobs it gets back; changing a widget, leaving the page or closing the tab does not stop them. Only
-the owner's `cancel` does. The flow is one path for every caller:
+`cancel` does, once nobody wants the job any more. The flow is one path for every caller:
 
     page / CLI -> JobService (queue, fair share, dedupe, caps) -> executor -> run_job -> train.train()
                <- results (metrics + weights as bytes) <- the server stores them in its RunCache
 
 Jobs. A comparison is split by `sweep.plan()`: one job per epoch-prefix group (the longest config
 trains; the shorter epoch values are snapshots of it), runs already cached need no job, and a run
-that an active job already produces is served by that job: everyone asking watches it (`watchers`).
+that an active job already produces is served by that job: everyone asking wants it (`watchers`).
 
 Executors. The service is written against `concurrent.futures.Executor`, so the embedded default
 (a ThreadPoolExecutor in the server process, no Dask) and a Dask cluster
@@ -26,11 +26,19 @@ from holding up everyone, but it forgets: a student whose long job just ended wo
 soon as their turn comes round; decayed time gives the others the next slots and forgives within the
 hour. Ties (nobody has trained yet) go to the oldest job, i.e. first come, first served.
 `fair_share=False` gives plain first come, first served (bench/jobs.py compares the two).
+A job several students want is in line for each of them (it comes up with whichever of them has used
+least: each is waiting for it), and its time is shared among them: two students who asked for the
+same run each used half of it, so asking what a classmate asked costs less, never more. The
+per-owner cap (MNIST_LAB_MAX_QUEUED_PER_OWNER) counts it in full for each, whether they started or
+joined it: once the others withdraw it is wholly theirs, and a request is taken or refused the same
+whatever classmates happened to ask.
 
-Cancel is the job's owner's: the owner is whoever submitted it first; students who asked for the
-same run later only watch it (if they could cancel it, one student could stop another's training by
-asking for the same settings). The engine checks `should_stop` every step, so a job stops within a
-fraction of an epoch. Nothing from a cancelled or failed job is cached, not even finished snapshots.
+Cancel withdraws a request. `cancel(id, who)` withdraws `who`'s, if they asked; the job stops only
+when nobody wants it any more (the last to withdraw stays its watcher and sees it cancelled). Anyone
+else can do nothing to it, so a student cannot stop a classmate's training by asking for the same
+settings and cancelling: the others keep it as theirs, with their own Cancel. The engine checks
+`should_stop` every step, so a job stops within a fraction of an epoch. Nothing from a cancelled or
+failed job is cached, not even finished snapshots.
 
 Channels carry progress from the worker to the server and the cancel request back. In-process, a
 queue.Queue and a threading.Event. Across processes (Dask), a `distributed.Queue` per job for
@@ -60,7 +68,7 @@ Dask when MNIST_LAB_DASK_SCHEDULER is set); `submit(configs, owner, code)` (`cod
 student typed; may raise RequestRefused: show its message); keep the job ids in the session; each
 refresh, `seen(owner)` and `job(id)` or `jobs(owner=...)` (copies: read freely); `cancel(id, owner)`;
 once a job is done, read its runs from the cache (`results_for`). `jobs()` without an owner is the
-class view (show no `owner`/`watchers`).
+class view (show no `watchers`).
 Hosted settings (hosting.py): MNIST_LAB_MAX_CONCURRENT (slots; with Dask, default: the cluster's
 worker threads, recounted every WORKER_POLL_SECONDS so added workers take jobs), MNIST_LAB_MAX_REQUEST_SECONDS,
 MNIST_LAB_MAX_QUEUED_PER_OWNER, MNIST_LAB_ABANDONED_AFTER_SECONDS (a queued job nobody has `seen` for
@@ -71,6 +79,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import heapq
 import hmac
 import itertools
 import logging
@@ -118,12 +127,11 @@ class JobFailed(Exception):
 class Job:
     """One training, as pages and the CLI see it (`JobService.job()` returns a copy: read it freely)."""
     id: str
-    owner: str                    # who submitted it first: the only one who may cancel it
     config: RunConfig             # the config trained (the longest of its epoch-prefix group)
     configs: list[RunConfig]      # every config it produces: `config` and its shorter-epoch snapshots
     keys: list[str]               # their run keys, in the order of `configs`
     device: str                   # "cpu", "cuda" or "mps": where it trains (part of the keys)
-    watchers: list[str]           # everyone who asked for it, owner first
+    watchers: list[str]           # who want it, in the order they asked: each may withdraw (cancel) their own
     state: str = "queued"         # queued, running, done, failed or cancelled
     place: int | None = None      # in line, 1 = next to start; None unless queued
     epoch: int = 0                # the epoch being trained (1-based; 0 before the first step)
@@ -359,7 +367,7 @@ class JobService:
     # -- asking ------------------------------------------------------------------------------------
     def submit(self, configs: Iterable[RunConfig], owner: str, code: str | None = None) -> list[Job]:
         """The jobs that will produce `configs` (an empty list if all are cached): new ones, and active
-        ones someone else asked for already (`owner` then watches them). Raises RequestRefused with a
+        ones someone else asked for already (`owner` then wants them too). Raises RequestRefused with a
         message for the student when the class code (`code`, what the student typed) is not the one the
         operator set, or hosted caps or the per-owner limit say no."""
         from .sweep import plan
@@ -390,24 +398,25 @@ class JobService:
                 if todo:
                     todo.sort(key=lambda c: c.epochs)
                     new.append(todo)
-            self._check(new, owner, history)
+            joined = [job for job in reused if owner not in job.watchers]
+            self._check(new, len(joined), owner, history)
             created = [self._create(group, owner, history) for group in new]
-            for job in reused:
-                if owner not in job.watchers:
-                    job.watchers.append(owner)
+            for job in joined:
+                job.watchers.append(owner)
             self._seen[owner] = time.time()
             self._dispatch()
             return [self._copy(job) for job in reused + created]
 
-    def _check(self, new: list[list[RunConfig]], owner: str, history: list[RunResult]) -> None:
-        cap = self.limits.max_queued_per_owner
-        if cap is not None and new:
-            mine = sum(1 for j in self._jobs.values() if j.owner == owner and j.state in ACTIVE)
-            if mine + len(new) > cap:
+    def _check(self, new: list[list[RunConfig]], joined: int, owner: str, history: list[RunResult]) -> None:
+        cap, more = self.limits.max_queued_per_owner, len(new) + joined
+        if cap is not None and more:
+            # Every active job the owner wants counts in full, however many others want it too (see the top).
+            mine = sum(1 for j in self._jobs.values() if owner in j.watchers and j.state in ACTIVE)
+            if mine + more > cap:
                 raise RequestRefused(
                     N_("You have {mine} training(s) waiting or running, and this needs {more} more; this server runs "
                        "at most {cap} per person at a time. Wait for yours to finish, or cancel one."),
-                    mine=mine, more=len(new), cap=cap)
+                    mine=mine, more=more, cap=cap)
         message = self.limits.check([group[-1] for group in new], history, self.data.device.type,
                                     len(self.data.test_x))
         if message:
@@ -420,7 +429,7 @@ class JobService:
         # Where it trains: the device the config names (a "cuda" job goes to the GPU workers), else the server's.
         device = data.device.type if config.device == "auto" else config.device
         guess = estimate_seconds(config, history, device, len(data.test_x))
-        job = Job(id=secrets.token_hex(8), owner=owner, config=config, configs=group,
+        job = Job(id=secrets.token_hex(8), config=config, configs=group,
                   keys=[self.cache.key_for(c, data) for c in group], device=device, watchers=[owner],
                   estimate_seconds=guess[0] if guess else None)
         self._jobs[job.id] = job
@@ -446,17 +455,26 @@ class JobService:
                 self._record_end(job, "cancelled", ABANDONED)
 
     def cancel(self, job_id: str, owner: str) -> bool:
-        """Stops the job if `owner` owns it and it has not ended; True if it was stopped."""
+        """Withdraws `owner`'s request for the job; True if they had asked for it and it had not ended.
+        The job stops only when nobody else wants it (its last watcher stays, and sees it cancelled)."""
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is None or job.owner != owner or job.state not in ACTIVE or job_id in self._storing:
-                return False  # not theirs, over, or trained and being stored: too late to take back
-            if job.state == "queued":
-                self._end(job, "cancelled")
-            else:
-                job.state = "cancelled"  # the driver sees it, tells the worker, and stores nothing
-                self._channels[job_id].cancel()
+            if job is None or owner not in job.watchers or job.state not in ACTIVE:
+                return False  # not theirs to withdraw, or over
+            if len(job.watchers) > 1:
+                job.watchers.remove(owner)
+                return True
+            if job_id in self._storing:
+                return False  # trained and being stored: too late to take back
+            self._stop(job)
             return True
+
+    def _stop(self, job: Job) -> None:
+        if job.state == "queued":
+            self._end(job, "cancelled")
+        else:
+            job.state = "cancelled"  # the driver sees it, tells the worker, and stores nothing
+            self._channels[job.id].cancel()
 
     # -- watching ----------------------------------------------------------------------------------
     def job(self, job_id: str) -> Job | None:
@@ -466,7 +484,7 @@ class JobService:
             return self._copy(job) if job else None
 
     def jobs(self, owner: str | None = None, active_only: bool = False) -> list[Job]:
-        """Copies of the jobs (those `owner` watches, if given), running first, then by place in line,
+        """Copies of the jobs (those `owner` wants, if given), running first, then by place in line,
         then the finished ones, newest first."""
         with self._lock:
             places = self._places()
@@ -488,13 +506,13 @@ class JobService:
             return True
 
     def close(self, cancel: bool = True) -> None:
-        """Refuses new jobs and (by default) cancels every active one; does not shut the executor down."""
+        """Refuses new jobs and (by default) stops every active one; does not shut the executor down."""
         with self._lock:
             self._closed = True
             if cancel:
                 for job in list(self._jobs.values()):
-                    if job.state in ACTIVE:
-                        self.cancel(job.id, job.owner)
+                    if job.state in ACTIVE and job.id not in self._storing:
+                        self._stop(job)
 
     def reschedule(self) -> None:
         """Starts queued jobs if slots have come free (called when workers join a Dask cluster)."""
@@ -525,27 +543,55 @@ class JobService:
             copy.place = (self._places() if places is None else places).get(job.id)
         return copy
 
-    def _used(self, owner: str, now: float) -> float:
-        """The owner's recent training seconds, decayed, counting their running jobs so far."""
+    def _decayed(self, owner: str, now: float) -> float:
         seconds, when = self._usage.get(owner, (0.0, now))
-        used = seconds * 0.5 ** ((now - when) / FAIR_SHARE_HALF_LIFE)
-        return used + sum(now - j.started for j in self._jobs.values()
-                          if j.owner == owner and j.state == "running" and j.started)
+        return seconds * 0.5 ** ((now - when) / FAIR_SHARE_HALF_LIFE)
 
     def _line(self) -> list[Job]:
-        """Queued jobs in the order they would start if nothing else happened: each pick charges its owner
-        the job's estimate (or a minute when nothing is measured yet), so places are stable."""
+        """Queued jobs in the order they would start if nothing else happened. The next is the oldest job of
+        whoever wants one and has used least (recent time, decayed, with running jobs so far, each shared
+        among its watchers); each pick charges its watchers its estimate (or a minute when nothing is
+        measured yet), shared too, so places are stable. A heap of owners: O(queued log owners)."""
         queued = sorted((j for j in self._jobs.values() if j.state == "queued"), key=lambda j: self._seq[j.id])
         if not self.fair_share:
             return queued
         now = time.time()
-        used = {j.owner: self._used(j.owner, now) for j in queued}
+        wants: dict[str, list[Job]] = {}  # owner -> their queued jobs, oldest first
+        for job in queued:
+            for owner in job.watchers:
+                wants.setdefault(owner, []).append(job)
+        used = {owner: self._decayed(owner, now) for owner in wants}
+        for job in self._jobs.values():
+            if job.state == "running" and job.started:
+                for owner in job.watchers:
+                    if owner in used:
+                        used[owner] += (now - job.started) / len(job.watchers)
+        heads = {owner: 0 for owner in wants}
+        placed: set[str] = set()
+
+        def entry(owner: str) -> tuple[float, int, str] | None:  # the owner's rank now: used, their oldest job
+            jobs = wants[owner]
+            while heads[owner] < len(jobs) and jobs[heads[owner]].id in placed:
+                heads[owner] += 1
+            return (used[owner], self._seq[jobs[heads[owner]].id], owner) if heads[owner] < len(jobs) else None
+
+        ranks = [entry(owner) for owner in wants]
+        heapq.heapify(ranks)
         line = []
-        while queued:
-            pick = min(queued, key=lambda j: (used[j.owner], self._seq[j.id]))
-            queued.remove(pick)
+        while ranks:
+            rank = heapq.heappop(ranks)
+            now_rank = entry(rank[2])
+            if now_rank != rank:  # charged or moved on since it was pushed: push where it stands now
+                if now_rank:
+                    heapq.heappush(ranks, now_rank)
+                continue
+            pick = wants[rank[2]][heads[rank[2]]]
+            placed.add(pick.id)
             line.append(pick)
-            used[pick.owner] += pick.estimate_seconds or 60.0
+            for owner in pick.watchers:
+                used[owner] += (pick.estimate_seconds or 60.0) / len(pick.watchers)
+                if (pushed := entry(owner)) is not None:
+                    heapq.heappush(ranks, pushed)
         return line
 
     def _places(self) -> dict[str, int]:
@@ -578,9 +624,9 @@ class JobService:
         if job.id in self._channels:
             self._channels.pop(job.id)
             self._running -= 1
-            seconds, when = self._usage.get(job.owner, (0.0, now))
-            self._usage[job.owner] = (seconds * 0.5 ** ((now - when) / FAIR_SHARE_HALF_LIFE)
-                                      + now - (job.started or now), now)
+            share = (now - (job.started or now)) / len(job.watchers)  # among those who wanted it at the end
+            for owner in job.watchers:
+                self._usage[owner] = (self._decayed(owner, now) + share, now)
         job.state, job.message, job.finished = state, message, now
         for key in job.keys:
             if self._by_key.get(key) == job.id:
