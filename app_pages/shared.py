@@ -176,8 +176,8 @@ def remembered_jobs(scope: str, keys: Iterable[str]) -> list[Job]:
     found = [job for job in (service.job(i) for i in ids) if job is not None]
     if len(found) != len(ids):
         remember(scope, found)
-    wanted, have = set(keys), {job.id for job in found}
-    found += [job for job in service.jobs(active_only=True) if job.id not in have and wanted & set(job.keys)]
+    have = {job.id for job in found}
+    found += [job for job in service.jobs(active_only=True, keys=keys) if job.id not in have]
     return found
 
 

@@ -31,7 +31,10 @@ least: each is waiting for it), and its time is shared among them: two students 
 same run each used half of it, so asking what a classmate asked costs less, never more. The
 per-owner cap (MNIST_LAB_MAX_QUEUED_PER_OWNER) counts it in full for each, whether they started or
 joined it: once the others withdraw it is wholly theirs, and a request is taken or refused the same
-whatever classmates happened to ask.
+whatever classmates happened to ask. Places in line are computed once per change (a submit, a start,
+an end, a withdrawal), not per lookup, so a page's refresh costs O(its jobs) (the class view O(jobs);
+bench/service_refresh.py); time alone moves them a little (usage decays; running jobs add to it), so
+a line older than PLACES_MAX_AGE is computed again. The dispatcher always computes its own.
 
 Cancel withdraws a request. `cancel(id, who)` withdraws `who`'s, if they asked; the job stops only
 when nobody wants it any more (the last to withdraw stays its watcher and sees it cancelled). Anyone
@@ -66,9 +69,9 @@ Jobs live in the server's memory: after a restart they are gone, and `job(id)` a
 For pages: build one service per server process with `service_from_env(cache, data)` (embedded, or
 Dask when MNIST_LAB_DASK_SCHEDULER is set); `submit(configs, owner, code)` (`code`: the class code the
 student typed; may raise RequestRefused: show its message); keep the job ids in the session; each
-refresh, `seen(owner)` and `job(id)` or `jobs(owner=...)` (copies: read freely); `cancel(id, owner)`;
-once a job is done, read its runs from the cache (`results_for`). `jobs()` without an owner is the
-class view (show no `watchers`).
+refresh, `seen(owner)` and `job(id)`, `jobs(owner=...)` or `jobs(keys=...)` (copies: read freely);
+`cancel(id, owner)`; once a job is done, read its runs from the cache (`results_for`). `jobs()`
+without an owner is the class view (show no `watchers`).
 Hosted settings (hosting.py): MNIST_LAB_MAX_CONCURRENT (slots; with Dask, default: the cluster's
 worker threads, recounted every WORKER_POLL_SECONDS so added workers take jobs), MNIST_LAB_MAX_REQUEST_SECONDS,
 MNIST_LAB_MAX_QUEUED_PER_OWNER, MNIST_LAB_ABANDONED_AFTER_SECONDS (a queued job nobody has `seen` for
@@ -107,6 +110,7 @@ FAIR_SHARE_HALF_LIFE = 15 * 60   # seconds: training time used this long ago cou
 CANCEL_POLL_SECONDS = 0.2        # how often a Dask worker asks the scheduler whether to stop
 WORKER_POLL_SECONDS = 2.0        # how often a Dask-backed service counts the cluster's worker threads
 KEEP_FINISHED = 500              # finished jobs remembered (for pages that come back to them)
+PLACES_MAX_AGE = 2.0             # seconds the places shown may lag behind usage that changed with time alone
 WORKER_LOST = N_("The machine training this stopped before it finished; press Run to train it again.")
 ABANDONED = N_("Nobody was watching this any more, so it was not trained.")
 CLASS_CODE_NEEDED = N_("This server trains only for its class: enter the class code in the sidebar first.")
@@ -353,6 +357,7 @@ class JobService:
         self._usage: dict[str, tuple[float, float]] = {}  # owner -> (decayed seconds, as of when)
         self._seen: dict[str, float] = {}        # owner -> when they last asked, or a page showed them their jobs
         self._storing: set[str] = set()          # jobs whose runs are trained and being stored
+        self._places: tuple[float, dict[str, int]] | None = None  # (when computed, job id -> place); None: redo
         self._running = 0
         self._closed = False
 
@@ -404,6 +409,7 @@ class JobService:
             for job in joined:
                 job.watchers.append(owner)
             self._seen[owner] = time.time()
+            self._places = None
             self._dispatch()
             return [self._copy(job) for job in reused + created]
 
@@ -463,6 +469,7 @@ class JobService:
                 return False  # not theirs to withdraw, or over
             if len(job.watchers) > 1:
                 job.watchers.remove(owner)
+                self._places = None
                 return True
             if job_id in self._storing:
                 return False  # trained and being stored: too late to take back
@@ -483,12 +490,13 @@ class JobService:
             job = self._jobs.get(job_id)
             return self._copy(job) if job else None
 
-    def jobs(self, owner: str | None = None, active_only: bool = False) -> list[Job]:
-        """Copies of the jobs (those `owner` wants, if given), running first, then by place in line,
-        then the finished ones, newest first."""
+    def jobs(self, owner: str | None = None, active_only: bool = False, keys: Iterable[str] | None = None) -> list[Job]:
+        """Copies of the jobs (those `owner` wants, if given; only the active ones producing one of `keys`, if
+        given: found by key, so a page's refresh does not copy the whole class's), running first, then by
+        place in line, then the finished ones, newest first."""
         with self._lock:
-            places = self._places()
-            found = [self._copy(j, places) for j in self._jobs.values()
+            among = self._jobs if keys is None else {self._by_key[k] for k in keys if k in self._by_key}
+            found = [self._copy(j) for j in map(self._jobs.get, among)
                      if (owner is None or owner in j.watchers) and (not active_only or j.state in ACTIVE)]
         return sorted(found, key=lambda j: ({"running": 0, "queued": 1}.get(j.state, 2), j.place or 0,
                                             -(j.finished or 0)))
@@ -536,12 +544,23 @@ class JobService:
                 log.warning("closing %r: %r", thing, e)
 
     # -- scheduling --------------------------------------------------------------------------------
-    def _copy(self, job: Job, places: dict[str, int] | None = None) -> Job:
-        copy = dataclasses.replace(job, configs=list(job.configs), keys=list(job.keys), watchers=list(job.watchers),
-                                   epochs=[dict(m) for m in job.epochs])
+    def _copy(self, job: Job) -> Job:
+        copy = Job.__new__(Job)  # a tenth of dataclasses.replace's cost: the class view copies every job
+        copy.__dict__.update(job.__dict__)
+        copy.configs, copy.keys, copy.watchers = list(job.configs), list(job.keys), list(job.watchers)
+        copy.epochs = [dict(m) for m in job.epochs]
         if job.state == "queued":
-            copy.place = (self._places() if places is None else places).get(job.id)
+            copy.place = self._place(job.id)
         return copy
+
+    def _place(self, job_id: str) -> int | None:
+        """The queued job's place: from the line computed at the last change. Time alone moves places too
+        (usage decays; running jobs add to it), so a line older than PLACES_MAX_AGE is computed again; the
+        dispatcher computes its own, so what starts next never depends on this copy."""
+        now = time.monotonic()
+        if self._places is None or now - self._places[0] > PLACES_MAX_AGE:
+            self._places = (now, {job.id: place for place, job in enumerate(self._line(), start=1)})
+        return self._places[1].get(job_id)
 
     def _decayed(self, owner: str, now: float) -> float:
         seconds, when = self._usage.get(owner, (0.0, now))
@@ -594,9 +613,6 @@ class JobService:
                     heapq.heappush(ranks, pushed)
         return line
 
-    def _places(self) -> dict[str, int]:
-        return {job.id: place for place, job in enumerate(self._line(), start=1)}
-
     def _dispatch(self) -> None:
         """Starts queued jobs while slots are free (called with the lock held)."""
         slots = self.capacity() if callable(self.capacity) else self.capacity
@@ -609,6 +625,7 @@ class JobService:
             job = line[0]
             job.state, job.started = "running", time.time()
             self._running += 1
+            self._places = None
             channel = DaskChannel(f"mnist-lab-{uuid.uuid4().hex}", self.client) if self.client else LocalChannel()
             self._channels[job.id] = channel
             threading.Thread(target=self._drive, args=(job, channel), name=f"job-{job.id}", daemon=True).start()
@@ -628,6 +645,7 @@ class JobService:
             for owner in job.watchers:
                 self._usage[owner] = (self._decayed(owner, now) + share, now)
         job.state, job.message, job.finished = state, message, now
+        self._places = None
         for key in job.keys:
             if self._by_key.get(key) == job.id:
                 del self._by_key[key]
