@@ -64,7 +64,11 @@ behaviour does not depend on the scheduler's settings (with allowed-failures=0 D
 KilledWorker instead, which means the same). We fail rather than retry silently because a job that
 kills its worker (out of memory, say) would otherwise take down every worker in turn.
 
-Jobs live in the server's memory: after a restart they are gone, and `job(id)` answers None.
+Jobs live in the server's memory: after a restart they are gone, and `job(id)` answers None. Finished
+jobs beyond the newest `keep_finished` (KEEP_FINISHED) are forgotten too, but never while someone
+holds them: one of their watchers still waits on an active job, or was around (asked, was `seen`, had
+a job end) within HOLD_SECONDS. So a caller waiting on many jobs (a 1,000-value sweep) finds every
+outcome when the last ends, and memory is still bounded by the students who are around.
 
 For pages: build one service per server process with `service_from_env(cache, data)` (embedded, or
 Dask when MNIST_LAB_DASK_SCHEDULER is set); `submit(configs, owner, code)` (`code`: the class code the
@@ -109,7 +113,8 @@ ACTIVE = ("queued", "running")
 FAIR_SHARE_HALF_LIFE = 15 * 60   # seconds: training time used this long ago counts half
 CANCEL_POLL_SECONDS = 0.2        # how often a Dask worker asks the scheduler whether to stop
 WORKER_POLL_SECONDS = 2.0        # how often a Dask-backed service counts the cluster's worker threads
-KEEP_FINISHED = 500              # finished jobs remembered (for pages that come back to them)
+KEEP_FINISHED = 500              # finished jobs remembered beyond those someone holds (for pages that come back)
+HOLD_SECONDS = 10 * 60           # a finished job is held while one of its watchers was around this recently
 PLACES_MAX_AGE = 2.0             # seconds the places shown may lag behind usage that changed with time alone
 WORKER_LOST = N_("The machine training this stopped before it finished; press Run to train it again.")
 ABANDONED = N_("Nobody was watching this any more, so it was not trained.")
@@ -334,18 +339,21 @@ class JobService:
     config of the other dataset uses that one's, loaded when first asked for (`data_for`).
     `shared_files`: workers read the server's data folders (in-process and local workers); else each
     worker reads its own (MNIST_DATA_DIR, FASHION_MNIST_DATA_DIR) and the hashes must agree.
+    `keep_finished`, `hold_seconds`: when finished jobs are forgotten (KEEP_FINISHED, HOLD_SECONDS).
     """
 
     def __init__(self, executor: cf.Executor, cache: RunCache, data: Any, capacity: int | Callable[[], int] = 1,
                  limits: HostingLimits | None = None, *, gpu_executor: cf.Executor | None = None,
                  client: Any = None, shared_files: bool = False, fair_share: bool = True,
-                 owns: Iterable[Any] = ()):
+                 owns: Iterable[Any] = (), keep_finished: int | None = None, hold_seconds: float | None = None):
         if isinstance(capacity, int) and capacity < 1:
             raise ValueError("the service needs at least one training slot")
         self.executor, self.gpu_executor, self.client = executor, gpu_executor, client
         self.cache, self.data, self.capacity = cache, data, capacity
         self.limits = limits or HostingLimits()
         self.shared_files, self.fair_share = shared_files, fair_share
+        self.keep_finished = KEEP_FINISHED if keep_finished is None else keep_finished
+        self.hold_seconds = HOLD_SECONDS if hold_seconds is None else hold_seconds
         self._owns = list(owns)  # closed by shutdown(): a private cluster, its client
         self._lock = threading.RLock()
         self._ended = threading.Condition(self._lock)  # notified whenever a job ends
@@ -447,7 +455,8 @@ class JobService:
     def seen(self, owner: str) -> None:
         """`owner` is still around: a page calls this each time it shows their jobs. With
         MNIST_LAB_ABANDONED_AFTER_SECONDS, a queued job none of whose watchers has been seen (or asked)
-        for that long is dropped before it starts (a running job always finishes)."""
+        for that long is dropped before it starts (a running job always finishes); and a finished job is
+        remembered while one of its watchers was seen within HOLD_SECONDS."""
         with self._lock:
             self._seen[owner] = time.time()
 
@@ -485,7 +494,7 @@ class JobService:
 
     # -- watching ----------------------------------------------------------------------------------
     def job(self, job_id: str) -> Job | None:
-        """A copy of the job, or None if this server does not know it (e.g. it restarted since)."""
+        """A copy of the job, or None if this server does not know it (forgotten, or it restarted since)."""
         with self._lock:
             job = self._jobs.get(job_id)
             return self._copy(job) if job else None
@@ -649,10 +658,24 @@ class JobService:
         for key in job.keys:
             if self._by_key.get(key) == job.id:
                 del self._by_key[key]
+        self._forget_finished(now)
+
+    def _forget_finished(self, now: float) -> None:
+        """Forgets the oldest finished jobs beyond `keep_finished`, except those someone still holds: a
+        watcher waits on an active job, or was around within `hold_seconds` (asked, was seen, or had a job
+        end), so a caller about to read its jobs' outcomes finds them however many others finished."""
         finished = [j for j in self._jobs.values() if j.state not in ACTIVE]
-        for old in sorted(finished, key=lambda j: j.finished or 0)[:-KEEP_FINISHED]:
-            del self._jobs[old.id]
-            self._seq.pop(old.id, None)
+        if len(finished) <= self.keep_finished:
+            return
+        recent = now - self.hold_seconds
+        holding = {w for j in self._jobs.values() for w in j.watchers
+                   if j.state in ACTIVE or (j.finished or 0) > recent}
+        holding.update(w for w, when in self._seen.items() if when > recent)
+        finished.sort(key=lambda j: j.finished or 0)
+        for old in finished[:-self.keep_finished or None]:
+            if holding.isdisjoint(old.watchers):
+                del self._jobs[old.id]
+                self._seq.pop(old.id, None)
 
     # -- one job, from the server's side -----------------------------------------------------------
     def _drive(self, job: Job, channel: Any) -> None:
@@ -720,13 +743,12 @@ class JobService:
 
 # -- building a service ----------------------------------------------------------------------------
 
-def embedded_service(cache: RunCache, data: Any, limits: HostingLimits | None = None,
-                     fair_share: bool = True) -> JobService:
-    """Trains in threads of this process: the default, no Dask needed."""
+def embedded_service(cache: RunCache, data: Any, limits: HostingLimits | None = None, **options: Any) -> JobService:
+    """Trains in threads of this process: the default, no Dask needed. `options`: JobService's (fair_share,
+    keep_finished, hold_seconds)."""
     limits = limits or HostingLimits()
     executor = cf.ThreadPoolExecutor(max_workers=limits.max_concurrent, thread_name_prefix="train")
-    return JobService(executor, cache, data, limits.max_concurrent, limits, shared_files=True,
-                      fair_share=fair_share)
+    return JobService(executor, cache, data, limits.max_concurrent, limits, shared_files=True, **options)
 
 
 def dask_service(address: str, cache: RunCache, data: Any, limits: HostingLimits | None = None,

@@ -1,7 +1,7 @@
 """The job service, in-process: jobs outlive whoever asked, one job per run however many ask, a cancel
 withdraws only the canceller's own request, fair share between owners, caps with messages, failures with
-messages, and nothing half-trained in the cache. Real MNIST (small subsets), the real engine and cache,
-threads as workers."""
+messages, nothing half-trained in the cache, and no outcome forgotten while someone waits on it. Real
+MNIST (small subsets), the real engine and cache, threads as workers."""
 import dataclasses
 import os
 import signal
@@ -279,6 +279,21 @@ def test_hosted_mode_can_drop_a_queued_job_nobody_watches_any_more(make_service)
     dropped = service.job(gone.id)
     assert dropped.state == "cancelled" and dropped.started is None and "Nobody was watching" in dropped.message
     assert service.job(kept.id).state == "done"
+
+
+def test_a_caller_waiting_on_its_jobs_gets_every_outcome_however_many_others_finished(make_service):
+    # One finished job remembered beyond those held, and no grace time: only waiting on a job holds one.
+    service = make_service(HostingLimits(max_concurrent=2), keep_finished=1, hold_seconds=0)
+    (short,) = service.submit([RunConfig(**TINY, epochs=1, seed=51)], owner="ann")
+    (long,) = service.submit([RunConfig(**LONG, seed=51)], owner="ann")  # ann still waits on this one
+    assert service.wait([short.id], timeout=120)
+    bobs = service.submit([RunConfig(**TINY, epochs=1, seed=seed) for seed in range(52, 56)], owner="bob")
+    assert service.wait([j.id for j in bobs], timeout=120)
+    assert service.job(short.id).state == "done"  # four finished since, one kept: ann holds hers
+    assert service.job(bobs[-1].id).state == "done"  # the newest
+    assert [service.job(j.id) for j in bobs[:-1]] == [None] * 3  # nobody waits on them any more: forgotten
+    assert service.cancel(long.id, "ann") and service.wait([long.id], timeout=60)
+    assert service.job(short.id) is None and service.job(long.id).state == "cancelled"  # memory stays bounded
 
 
 def test_with_a_class_code_submit_refuses_a_request_without_it(make_service):
