@@ -43,6 +43,16 @@ settings and cancelling: the others keep it as theirs, with their own Cancel. Th
 `should_stop` every step, so a job stops within a fraction of an epoch. Nothing from a cancelled or
 failed job is cached, not even finished snapshots.
 
+Nothing hangs. Every call to a channel or an executor (a Dask one is a round trip to the scheduler)
+is made by the job's driver thread, never under the service's lock. Cancel marks the job; its driver
+tells the worker and cancels the executor's future, so a task that has not started never does (a
+Dask task is released from the scheduler) and the slot is free at once, even if no worker answers; a
+worker still running it stops when it next looks at its flag. A Dask-backed service counts the
+cluster's workers every WORKER_POLL_SECONDS: a job no connected worker can run (no worker at all; a
+CUDA job and no worker started with --resources GPU=1) fails within seconds with a message that says
+so (NO_WORKER, NO_GPU_WORKER), rather than holding a slot while its task waits; Run, once a worker is
+there, trains it.
+
 Channels carry progress from the worker to the server and the cancel request back. In-process, a
 queue.Queue and a threading.Event. Across processes (Dask), a `distributed.Queue` per job for
 progress (ordered and delivered once: a chart's loss points must not arrive out of order or twice,
@@ -117,6 +127,10 @@ KEEP_FINISHED = 500              # finished jobs remembered beyond those someone
 HOLD_SECONDS = 10 * 60           # a finished job is held while one of its watchers was around this recently
 PLACES_MAX_AGE = 2.0             # seconds the places shown may lag behind usage that changed with time alone
 WORKER_LOST = N_("The machine training this stopped before it finished; press Run to train it again.")
+NO_WORKER = N_("No machine is connected to train this right now; ask your teacher to start a worker, then press "
+               "Run again.")
+NO_GPU_WORKER = N_("No machine with a GPU is connected, so this CUDA training cannot start. Train it on the CPU "
+                   "(device auto or cpu), or ask your teacher to start a GPU worker, then press Run again.")
 ABANDONED = N_("Nobody was watching this any more, so it was not trained.")
 CLASS_CODE_NEEDED = N_("This server trains only for its class: enter the class code in the sidebar first.")
 
@@ -354,6 +368,8 @@ class JobService:
         self.shared_files, self.fair_share = shared_files, fair_share
         self.keep_finished = KEEP_FINISHED if keep_finished is None else keep_finished
         self.hold_seconds = HOLD_SECONDS if hold_seconds is None else hold_seconds
+        # Dask: (time.monotonic() when counted, worker threads, workers with a GPU); None: embedded, always able.
+        self.cluster: tuple[float, int, int] | None = None
         self._owns = list(owns)  # closed by shutdown(): a private cluster, its client
         self._lock = threading.RLock()
         self._ended = threading.Condition(self._lock)  # notified whenever a job ends
@@ -488,9 +504,8 @@ class JobService:
     def _stop(self, job: Job) -> None:
         if job.state == "queued":
             self._end(job, "cancelled")
-        else:
-            job.state = "cancelled"  # the driver sees it, tells the worker, and stores nothing
-            self._channels[job.id].cancel()
+        else:  # its driver tells the worker and cancels the executor's future, without this lock
+            job.state = "cancelled"
 
     # -- watching ----------------------------------------------------------------------------------
     def job(self, job_id: str) -> Job | None:
@@ -531,9 +546,11 @@ class JobService:
                     if job.state in ACTIVE and job.id not in self._storing:
                         self._stop(job)
 
-    def reschedule(self) -> None:
-        """Starts queued jobs if slots have come free (called when workers join a Dask cluster)."""
+    def counted(self, threads: int, gpu_workers: int) -> None:
+        """What a Dask cluster has now (counted by the caller, outside the lock): starts queued jobs if
+        slots have come free, and fails those that no connected worker can run."""
         with self._lock:
+            self.cluster = (time.monotonic(), threads, gpu_workers)
             self._dispatch()
 
     def shutdown(self) -> None:
@@ -622,8 +639,25 @@ class JobService:
                     heapq.heappush(ranks, pushed)
         return line
 
+    def _cannot_start(self, job: Job, since: float | None = None) -> str | None:
+        """Why no worker of the cluster can run `job` (a message for the student), by the last count, or
+        None. `since`: only a count taken after then says so (a job's task was already handed over)."""
+        if self.cluster is None or since is not None and self.cluster[0] <= since:
+            return None
+        _, threads, gpu_workers = self.cluster
+        if threads == 0:
+            return NO_WORKER
+        if job.device == "cuda" and gpu_workers == 0:
+            return NO_GPU_WORKER
+        return None
+
     def _dispatch(self) -> None:
-        """Starts queued jobs while slots are free (called with the lock held)."""
+        """Starts queued jobs while slots are free, and fails at once those that no worker can run (called
+        with the lock held)."""
+        for job in [j for j in self._jobs.values() if j.state == "queued"]:
+            reason = self._cannot_start(job)
+            if reason:
+                self._record_end(job, "failed", reason)
         slots = self.capacity() if callable(self.capacity) else self.capacity
         if self._running < slots:
             self._drop_abandoned()
@@ -679,27 +713,41 @@ class JobService:
 
     # -- one job, from the server's side -----------------------------------------------------------
     def _drive(self, job: Job, channel: Any) -> None:
-        """Holds the job's run keys' locks, has the executor train it, drains its progress, stores it."""
+        """Holds the job's run keys' locks, has the executor train it, drains its progress, stores it. Every
+        call to the channel and the executor happens here, never under the service's lock."""
         data = self.data_for(job.config.dataset)
         spec = JobSpec(job.config, tuple(c.epochs for c in job.configs[:-1]), job.device, data.data_id,
                        data.source if self.shared_files else None)
         executor = self.gpu_executor if job.device == "cuda" and self.gpu_executor else self.executor
         stopping = lambda: job.state == "cancelled"  # noqa: E731
-        trained = []
+        trained, answered = [], []  # answered: the worker's task ended by itself (not cancelled under it)
 
         def train_missing(todo: list[int]) -> list[tuple[RunResult, dict]]:
-            future, told = executor.submit(run_job, spec, channel), []
+            future, since, told = executor.submit(run_job, spec, channel), time.monotonic(), False
             while True:
                 try:
                     out = future.result(timeout=0.1)
                     break
                 except cf.TimeoutError:
                     pass
+                except cf.CancelledError:  # cancelled below: its task never ran, or its result is not wanted
+                    raise Cancelled(f"job {job.id} was cancelled") from None
+                except BaseException:
+                    answered.append(True)
+                    raise
                 finally:
-                    self._apply(job, channel.drain())
-                if stopping() and not told:
+                    events = channel.drain()
+                    if any("worker" in event for event in events):
+                        since = time.monotonic()
+                    self._apply(job, events)
+                reason = None if told else self._cannot_start(job, since)
+                if (stopping() or reason) and not told:
+                    told = True
                     channel.cancel()  # the worker sees it within CANCEL_POLL_SECONDS (a step, in-process)
-                    told.append(True)
+                    future.cancel()   # a task not started yet never starts; a Dask one is released
+                    if reason:
+                        raise JobFailed(WORKER_LOST if job.worker else reason)
+            answered.append(True)
             with self._lock:  # from here on the runs are stored whole, and a cancel comes too late
                 if stopping() or out["run"]["status"] == "cancelled":
                     raise Cancelled(f"job {job.id} was cancelled")
@@ -717,10 +765,11 @@ class JobService:
             state, message = "failed", student_message(e)
             log.warning("job %s (%s) failed: %r", job.id, job.config.describe(), e)
         finally:
-            try:
-                channel.close()
-            except Exception:
-                pass
+            if answered:  # else a worker may still be running it: it must go on seeing its cancel flag
+                try:
+                    channel.close()
+                except Exception:
+                    pass
         with self._lock:
             self._storing.discard(job.id)
             if job.state == "cancelled":
@@ -756,9 +805,11 @@ def dask_service(address: str, cache: RunCache, data: Any, limits: HostingLimits
     """Trains on a Dask cluster: `address` is a scheduler (tcp://host:8786), or "local" for a private
     cluster of two worker processes on 127.0.0.1 that lives as long as this process.
 
-    `capacity` (jobs at once) defaults to the cluster's worker threads, counted each time a slot may
-    have come free: a worker the operator adds takes jobs at once, without restarting the app. Raises
-    RequestRefused with a one-line message when the scheduler cannot be reached.
+    `capacity` (jobs at once) defaults to the cluster's worker threads. The workers are counted every
+    WORKER_POLL_SECONDS, in a thread of their own (a round trip to the scheduler, never under the
+    service's lock): a worker the operator adds takes jobs at once, without restarting the app, and a
+    job that no connected worker can run fails with a message that says so. Raises RequestRefused with
+    a one-line message when the scheduler cannot be reached.
     """
     from distributed import Client, LocalCluster
     limits = limits or HostingLimits()
@@ -775,29 +826,26 @@ def dask_service(address: str, cache: RunCache, data: Any, limits: HostingLimits
     except (OSError, TimeoutError) as e:
         raise RequestRefused(N_("cannot reach the Dask scheduler at {address} ({reason}). Is `dask scheduler` "
                                 "running there, and is the address right?"), address=address, reason=str(e)) from None
-    slots = [0]
 
-    def count_slots() -> int:  # at least one: with no worker yet, a job waits in Dask for the first to join
-        return max(1, sum(w["nthreads"] for w in client.scheduler_info(n_workers=-1)["workers"].values()))
+    def count() -> tuple[int, int]:  # worker threads, workers started with a GPU resource
+        workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        return sum(w["nthreads"] for w in workers), sum(1 for w in workers if w.get("resources", {}).get("GPU"))
 
-    if capacity is None:
-        slots[0] = count_slots()
-    service = JobService(client.get_executor(pure=False), cache, data, capacity or (lambda: slots[0]), limits,
-                         gpu_executor=client.get_executor(pure=False, resources={"GPU": 1}), client=client,
+    service = JobService(client.get_executor(pure=False), cache, data, capacity or (lambda: service.cluster[1]),
+                         limits, gpu_executor=client.get_executor(pure=False, resources={"GPU": 1}), client=client,
                          shared_files=shared_files, owns=owns)
+    service.counted(*count())
 
     def follow_workers() -> None:
-        # Asking the scheduler is a network call: done here, never under the service's lock.
         while not service._closed:
             time.sleep(WORKER_POLL_SECONDS)
             try:
-                slots[0] = count_slots()
+                workers = count()
             except Exception:  # the scheduler is away for now: keep the last count
                 continue
-            service.reschedule()
+            service.counted(*workers)
 
-    if capacity is None:
-        threading.Thread(target=follow_workers, name="dask-workers", daemon=True).start()
+    threading.Thread(target=follow_workers, name="dask-workers", daemon=True).start()
     return service
 
 
