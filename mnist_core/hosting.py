@@ -3,7 +3,7 @@
 `HostingLimits` holds the caps of hosted mode, read from the environment so that the operator, not
 a visitor, sets them: a request's estimated training time in seconds, trainings at once, trainings
 waiting per student, the cache's size; and the class code every request must carry. The job service
-(jobs.py) enforces them and decides who trains next (fair share between students).
+(mnist_core.jobs) enforces them and decides who trains next (fair share between students).
 """
 from __future__ import annotations
 

@@ -1,96 +1,5 @@
-"""The training service: trainings are jobs that the service owns, not the page or command that asked.
-
-A page (or the CLI) submits a comparison with `JobService.submit(configs, owner)` and watches the
-jobs it gets back; changing a widget, leaving the page or closing the tab does not stop them. Only
-`cancel` does, once nobody wants the job any more. The flow is one path for every caller:
-
-    page / CLI -> JobService (queue, fair share, dedupe, caps) -> executor -> run_job -> train.train()
-               <- results (metrics + weights as bytes) <- the server stores them in its RunCache
-
-Jobs. A comparison is split by `sweep.plan()`: one job per epoch-prefix group (the longest config
-trains; the shorter epoch values are snapshots of it), runs already cached need no job, and a run
-that an active job already produces is served by that job: everyone asking wants it (`watchers`).
-
-Executors. The service is written against `concurrent.futures.Executor`, so the embedded default
-(a ThreadPoolExecutor in the server process, no Dask) and a Dask cluster
-(`distributed.Client(...).get_executor()`) are the same code. The service keeps its own queue and
-hands a job to the executor only when one of its `capacity` slots is free, so the order in which
-jobs start is decided here, identically for both; Dask then only picks the worker (a CUDA job goes
-to the executor made with `resources={"GPU": 1}`, which Dask sends only to workers started with
-`--resources GPU=1`).
-
-Fair share. The next job to start is the oldest queued job of the owner with the least training
-time used recently: the seconds their jobs have run, decayed with a half-life of FAIR_SHARE_HALF_LIFE
-(running jobs count as they go). Plain round-robin would also stop one student's two-hour preset
-from holding up everyone, but it forgets: a student whose long job just ended would be next again as
-soon as their turn comes round; decayed time gives the others the next slots and forgives within the
-hour. Ties (nobody has trained yet) go to the oldest job, i.e. first come, first served.
-`fair_share=False` gives plain first come, first served (bench/jobs.py compares the two).
-A job several students want is in line for each of them (it comes up with whichever of them has used
-least: each is waiting for it), and its time is shared among them: two students who asked for the
-same run each used half of it, so asking what a classmate asked costs less, never more. The
-per-owner cap (MNIST_LAB_MAX_QUEUED_PER_OWNER) counts it in full for each, whether they started or
-joined it: once the others withdraw it is wholly theirs, and a request is taken or refused the same
-whatever classmates happened to ask. Places in line are computed once per change (a submit, a start,
-an end, a withdrawal), not per lookup, so a page's refresh costs O(its jobs) (the class view O(jobs);
-bench/service_refresh.py); time alone moves them a little (usage decays; running jobs add to it), so
-a line older than PLACES_MAX_AGE is computed again. The dispatcher always computes its own.
-
-Cancel withdraws a request. `cancel(id, who)` withdraws `who`'s, if they asked; the job stops only
-when nobody wants it any more (the last to withdraw stays its watcher and sees it cancelled). Anyone
-else can do nothing to it, so a student cannot stop a classmate's training by asking for the same
-settings and cancelling: the others keep it as theirs, with their own Cancel. The engine checks
-`should_stop` every step, so a job stops within a fraction of an epoch. Nothing from a cancelled or
-failed job is cached, not even finished snapshots.
-
-Nothing hangs. Every call to a channel or an executor (a Dask one is a round trip to the scheduler)
-is made by the job's driver thread, never under the service's lock. Cancel marks the job; its driver
-tells the worker and cancels the executor's future, so a task that has not started never does (a
-Dask task is released from the scheduler) and the slot is free at once, even if no worker answers; a
-worker still running it stops when it next looks at its flag. A Dask-backed service counts the
-cluster's workers every WORKER_POLL_SECONDS: a job no connected worker can run (no worker at all; a
-CUDA job and no worker started with --resources GPU=1) fails within seconds with a message that says
-so (NO_WORKER, NO_GPU_WORKER), rather than holding a slot while its task waits; Run, once a worker is
-there, trains it.
-
-Channels carry progress from the worker to the server and the cancel request back. In-process, a
-queue.Queue and a threading.Event. Across processes (Dask), a `distributed.Queue` per job for
-progress (ordered and delivered once: a chart's loss points must not arrive out of order or twice,
-which Pub/Sub does not promise) and a `distributed.Event` for cancel and one that marks an attempt
-as begun (an Event is a flag any process can set and read, without a value to serialize). Reading an
-Event is a round trip to the scheduler, so the worker asks at most every CANCEL_POLL_SECONDS and the
-training steps stay cheap.
-
-Workers load MNIST themselves (`load_mnist`, their own MNIST_DATA_DIR) and refuse to train if their
-files hash differently from the server's (the keys would not agree). They return the metrics and the
-weights (safetensors bytes, never a pickle of tensors); the server stores them atomically under the
-keys' locks (RunCache.get_or_train_all, as every training does), so a worker never needs the
-server's disk, and two server processes asking for the same run still train it once.
-
-A worker that dies mid-job fails that job ("the machine training it stopped"); pressing Run again
-submits a new job. Dask would run the task again elsewhere (allowed-failures, 3 by default): that
-second attempt finds the job's "began" Event set and fails at once with the same message, so the
-behaviour does not depend on the scheduler's settings (with allowed-failures=0 Dask raises
-KilledWorker instead, which means the same). We fail rather than retry silently because a job that
-kills its worker (out of memory, say) would otherwise take down every worker in turn.
-
-Jobs live in the server's memory: after a restart they are gone, and `job(id)` answers None. Finished
-jobs beyond the newest `keep_finished` (KEEP_FINISHED) are forgotten too, but never while someone
-holds them: one of their watchers still waits on an active job, or was around (asked, was `seen`, had
-a job end) within HOLD_SECONDS. So a caller waiting on many jobs (a 1,000-value sweep) finds every
-outcome when the last ends, and memory is still bounded by the students who are around.
-
-For pages: build one service per server process with `service_from_env(cache, data)` (embedded, or
-Dask when MNIST_LAB_DASK_SCHEDULER is set); `submit(configs, owner, code)` (`code`: the class code the
-student typed; may raise RequestRefused: show its message); keep the job ids in the session; each
-refresh, `seen(owner)` and `job(id)`, `jobs(owner=...)` or `jobs(keys=...)` (copies: read freely);
-`cancel(id, owner)`; once a job is done, read its runs from the cache (`results_for`). `jobs()`
-without an owner is the class view (show no `watchers`).
-Hosted settings (hosting.py): MNIST_LAB_MAX_CONCURRENT (slots; with Dask, default: the cluster's
-worker threads, recounted every WORKER_POLL_SECONDS so added workers take jobs), MNIST_LAB_MAX_REQUEST_SECONDS,
-MNIST_LAB_MAX_QUEUED_PER_OWNER, MNIST_LAB_ABANDONED_AFTER_SECONDS (a queued job nobody has `seen` for
-that long is dropped; unset, every job finishes), MNIST_LAB_CLASS_CODE (submit refuses a request
-without it).
+"""The job service itself: `Job`, the queue, fair share, dedupe and caps, and each job's driver thread
+(see the package's docstring).
 """
 from __future__ import annotations
 
@@ -100,33 +9,29 @@ import heapq
 import hmac
 import itertools
 import logging
-import os
-import queue
 import secrets
-import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from .cache import Cancelled, RunCache
-from .config import RunConfig
-from .hosting import HostingLimits
-from .i18n import N_, LabError
-from .results import RunResult
+from ..cache import Cancelled, RunCache
+from ..config import RunConfig
+from ..hosting import HostingLimits
+from ..i18n import N_, LabError
+from ..results import RunResult
+from .channels import DaskChannel, LocalChannel
+from .worker import WORKER_LOST, JobFailed, JobSpec, run_job, student_message, unpack
 
 log = logging.getLogger(__name__)
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 FAIR_SHARE_HALF_LIFE = 15 * 60   # seconds: training time used this long ago counts half
-CANCEL_POLL_SECONDS = 0.2        # how often a Dask worker asks the scheduler whether to stop
-WORKER_POLL_SECONDS = 2.0        # how often a Dask-backed service counts the cluster's worker threads
 KEEP_FINISHED = 500              # finished jobs remembered beyond those someone holds (for pages that come back)
 HOLD_SECONDS = 10 * 60           # a finished job is held while one of its watchers was around this recently
 PLACES_MAX_AGE = 2.0             # seconds the places shown may lag behind usage that changed with time alone
-WORKER_LOST = N_("The machine training this stopped before it finished; press Run to train it again.")
 NO_WORKER = N_("No machine is connected to train this right now; ask your teacher to start a worker, then press "
                "Run again.")
 NO_GPU_WORKER = N_("No machine with a GPU is connected, so this CUDA training cannot start. Train it on the CPU "
@@ -139,12 +44,6 @@ class RequestRefused(LabError):
     """A request this server will not take (over a cap, too many waiting); the message says what to do,
     in the student's language where a page shows it (`i18n.translate`)."""
 
-
-class JobFailed(Exception):
-    """A job's training could not run; the message is meant for a student."""
-
-
-# -- what a job is ---------------------------------------------------------------------------------
 
 @dataclass
 class Job:
@@ -180,171 +79,6 @@ class Job:
             return 1.0
         return min(1.0, (max(self.epoch - 1, 0) + self.fraction) / epochs)
 
-
-@dataclass(frozen=True)
-class JobSpec:
-    """What a worker needs to run a job: plain data, sent to a Dask worker as is."""
-    config: RunConfig
-    snapshot_epochs: tuple[int, ...]
-    device: str
-    data_id: str
-    data_dir: str | None  # None: the worker's own MNIST_DATA_DIR
-
-
-# -- channels: progress to the server, cancel to the worker ------------------------------------------
-
-class LocalChannel:
-    """For a job running in a thread of the server process."""
-
-    def __init__(self) -> None:
-        self._events: queue.Queue = queue.Queue()
-        self._stop = threading.Event()
-        self._began = False
-
-    # worker side
-    def begin(self) -> bool:
-        """Marks the job's attempt as begun; False if an attempt already began (its worker died)."""
-        began, self._began = self._began, True
-        return not began
-
-    def put(self, event: dict[str, Any]) -> None:
-        self._events.put(event)
-
-    def should_stop(self) -> bool:
-        return self._stop.is_set()
-
-    # server side
-    def drain(self) -> list[dict[str, Any]]:
-        events = []
-        while True:
-            try:
-                events.append(self._events.get_nowait())
-            except queue.Empty:
-                return events
-
-    def cancel(self) -> None:
-        self._stop.set()
-
-    def close(self) -> None:
-        pass
-
-
-class DaskChannel:
-    """For a job on a Dask worker: named scheduler-side objects, which both ends open by name."""
-
-    def __init__(self, name: str, client: Any = None):
-        self.name, self._next_poll, self._stopped = name, 0.0, False
-        self._client = client
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"name": self.name}  # the worker opens the same objects with its own client
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["name"])
-
-    def _queue(self):
-        from distributed import Queue
-        return Queue(f"{self.name}-progress", client=self._client)
-
-    def _event(self, what: str):
-        from distributed import Event
-        return Event(f"{self.name}-{what}", client=self._client)
-
-    def begin(self) -> bool:
-        began = self._event("began")
-        if began.is_set():
-            return False
-        began.set()
-        return True
-
-    def put(self, event: dict[str, Any]) -> None:
-        self._queue().put(event)
-
-    def should_stop(self) -> bool:
-        now = time.monotonic()
-        if not self._stopped and now >= self._next_poll:
-            self._next_poll = now + CANCEL_POLL_SECONDS
-            self._stopped = self._event("cancel").is_set()
-        return self._stopped
-
-    def drain(self) -> list[dict[str, Any]]:
-        q = self._queue()
-        return list(q.get(batch=True)) if q.qsize() else []
-
-    def cancel(self) -> None:
-        self._event("cancel").set()
-
-    def close(self) -> None:
-        for what in ("began", "cancel"):
-            try:
-                self._event(what).clear()
-            except Exception:  # the scheduler may be gone already; nothing to tidy then
-                pass
-
-
-# -- the job itself, in the worker -----------------------------------------------------------------
-
-def run_job(spec: JobSpec, channel: LocalChannel | DaskChannel) -> dict[str, Any]:
-    """Trains one job where it runs (a thread of the server, or a Dask worker) and returns its results:
-    {"worker", "run": RunResult JSON, "weights": safetensors bytes, "snapshots": {epoch: bytes}}."""
-    worker = _worker_address()
-    if not channel.begin():
-        raise JobFailed(WORKER_LOST)
-    from safetensors.torch import save
-
-    from .data import DATASETS, load_dataset, loaded
-    from .train import resolve_device, train
-    try:
-        device = resolve_device(spec.device)
-        data = loaded(spec.data_id, device) or load_dataset(spec.config.dataset, device, spec.data_dir)
-    except Exception as e:  # DataNotFoundError, DeviceError: the worker's setup, said plainly
-        raise JobFailed(f"The machine {worker} cannot train this: {e}") from None
-    if data.data_id != spec.data_id:
-        raise JobFailed(f"The machine {worker} has different {DATASETS[spec.config.dataset].title} files from the server's (checked "
-                        "by their hashes), so its runs would not match; give it the same files (MNIST_DATA_DIR, "
-                        "FASHION_MNIST_DATA_DIR).")
-    channel.put({"worker": worker})
-
-    def progress(epoch: int, fraction: float, metrics: dict[str, Any]) -> None:
-        channel.put({"epoch": epoch, "fraction": fraction, "metrics": metrics})
-
-    result, snapshots = train(spec.config, data, progress=progress, should_stop=channel.should_stop,
-                              snapshot_epochs=spec.snapshot_epochs)
-    result.machine = {**result.machine, "worker": worker}
-    return {"worker": worker, "run": result.to_json(), "weights": save(result.weights),
-            "snapshots": {epoch: save(weights) for epoch, weights in snapshots.items()}}
-
-
-def _worker_address() -> str:
-    if "distributed" in sys.modules:
-        from distributed import get_worker
-        try:
-            return get_worker().address
-        except ValueError:  # not inside a Dask worker
-            pass
-    return "local"
-
-
-def _unpack(out: dict[str, Any]) -> tuple[RunResult, dict[int, dict]]:
-    from safetensors.torch import load
-    result = RunResult.from_json(out["run"])
-    result.weights = load(out["weights"])
-    return result, {int(epoch): load(blob) for epoch, blob in out["snapshots"].items()}
-
-
-def student_message(error: BaseException) -> str:
-    """A failure in words a student can act on (the details go to the server's log). The fixed sentences
-    are catalog texts: a page shows a job's message through its translator."""
-    if isinstance(error, JobFailed):
-        return str(error)
-    if type(error).__name__ in ("KilledWorker", "CommClosedError", "FutureCancelledError"):
-        return WORKER_LOST
-    if isinstance(error, MemoryError) or "out of memory" in str(error).lower():
-        return N_("The training ran out of memory; try a smaller batch size or a smaller model.")
-    return f"The training stopped with an error ({type(error).__name__}: {error}). Press Run to try again."
-
-
-# -- the service -----------------------------------------------------------------------------------
 
 class JobService:
     """Owns every training of one server process (or one CLI command). Thread-safe.
@@ -390,7 +124,7 @@ class JobService:
         the same device once per process when first asked for."""
         if dataset == getattr(self.data, "name", "mnist"):
             return self.data
-        from .data import load_dataset
+        from ..data import load_dataset
         return load_dataset(dataset, self.data.device)
 
     # -- asking ------------------------------------------------------------------------------------
@@ -399,7 +133,7 @@ class JobService:
         ones someone else asked for already (`owner` then wants them too). Raises RequestRefused with a
         message for the student when the class code (`code`, what the student typed) is not the one the
         operator set, or hosted caps or the per-owner limit say no."""
-        from .sweep import plan
+        from ..sweep import plan
         expected = self.limits.class_code
         if expected is not None and not hmac.compare_digest((code or "").strip().encode(), expected.encode()):
             raise RequestRefused(CLASS_CODE_NEEDED)
@@ -453,7 +187,7 @@ class JobService:
             raise RequestRefused(message)
 
     def _create(self, group: list[RunConfig], owner: str, history: list[RunResult]) -> Job:
-        from .compare import estimate_seconds
+        from ..compare import estimate_seconds
         config = group[-1]
         data = self.data_for(config.dataset)
         # Where it trains: the device the config names (a "cuda" job goes to the GPU workers), else the server's.
@@ -752,7 +486,7 @@ class JobService:
                 if stopping() or out["run"]["status"] == "cancelled":
                     raise Cancelled(f"job {job.id} was cancelled")
                 self._storing.add(job.id)
-            result, snapshots = _unpack(out)
+            result, snapshots = unpack(out)
             trained.append(out["worker"])
             return [(result, snapshots)]
 
@@ -790,79 +524,6 @@ class JobService:
                     job.epochs.append(event["metrics"])
 
 
-# -- building a service ----------------------------------------------------------------------------
-
-def embedded_service(cache: RunCache, data: Any, limits: HostingLimits | None = None, **options: Any) -> JobService:
-    """Trains in threads of this process: the default, no Dask needed. `options`: JobService's (fair_share,
-    keep_finished, hold_seconds)."""
-    limits = limits or HostingLimits()
-    executor = cf.ThreadPoolExecutor(max_workers=limits.max_concurrent, thread_name_prefix="train")
-    return JobService(executor, cache, data, limits.max_concurrent, limits, shared_files=True, **options)
-
-
-def dask_service(address: str, cache: RunCache, data: Any, limits: HostingLimits | None = None,
-                 capacity: int | None = None, timeout: float = 5.0) -> JobService:
-    """Trains on a Dask cluster: `address` is a scheduler (tcp://host:8786), or "local" for a private
-    cluster of two worker processes on 127.0.0.1 that lives as long as this process.
-
-    `capacity` (jobs at once) defaults to the cluster's worker threads. The workers are counted every
-    WORKER_POLL_SECONDS, in a thread of their own (a round trip to the scheduler, never under the
-    service's lock): a worker the operator adds takes jobs at once, without restarting the app, and a
-    job that no connected worker can run fails with a message that says so. Raises RequestRefused with
-    a one-line message when the scheduler cannot be reached.
-    """
-    from distributed import Client, LocalCluster
-    limits = limits or HostingLimits()
-    shared_files, owns = False, []
-    try:
-        if address == "local":
-            cluster = LocalCluster(host="127.0.0.1", n_workers=2, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
-            client = Client(cluster, timeout=timeout)
-            shared_files, owns = True, [client, cluster]  # the same machine: the same files
-        else:
-            client = Client(address, timeout=timeout)
-            owns = [client]
-    except (OSError, TimeoutError) as e:
-        raise RequestRefused(N_("cannot reach the Dask scheduler at {address} ({reason}). Is `dask scheduler` "
-                                "running there, and is the address right?"), address=address, reason=str(e)) from None
-
-    def count() -> tuple[int, int]:  # worker threads, workers started with a GPU resource
-        workers = client.scheduler_info(n_workers=-1)["workers"].values()
-        return sum(w["nthreads"] for w in workers), sum(1 for w in workers if w.get("resources", {}).get("GPU"))
-
-    service = JobService(client.get_executor(pure=False), cache, data, capacity or (lambda: service.cluster[1]),
-                         limits, gpu_executor=client.get_executor(pure=False, resources={"GPU": 1}), client=client,
-                         shared_files=shared_files, owns=owns)
-    service.counted(*count())
-
-    def follow_workers() -> None:
-        while not service._closed:
-            time.sleep(WORKER_POLL_SECONDS)
-            try:
-                workers = count()
-            except Exception:  # the scheduler is away for now: keep the last count
-                continue
-            service.counted(*workers)
-
-    threading.Thread(target=follow_workers, name="dask-workers", daemon=True).start()
-    return service
-
-
-def service_from_env(cache: RunCache, data: Any, limits: HostingLimits | None = None,
-                     env: dict[str, str] | None = None) -> JobService:
-    """The service a server process should use: Dask when MNIST_LAB_DASK_SCHEDULER is set (an address,
-    or "local"), else the embedded one. With Dask, trainings at once = MNIST_LAB_MAX_CONCURRENT if set,
-    else the cluster's worker threads."""
-    env = os.environ if env is None else env
-    limits = limits or HostingLimits.from_env(env)
-    address = env.get("MNIST_LAB_DASK_SCHEDULER", "").strip()
-    if not address:
-        return embedded_service(cache, data, limits)
-    capacity = limits.max_concurrent if env.get("MNIST_LAB_MAX_CONCURRENT", "").strip() else None
-    return dask_service(address, cache, data, limits, capacity)
-
-
 def results_for(service: JobService, configs: list[RunConfig], jobs: Iterable[Job]) -> list[RunResult | None]:
     """The runs for `configs` once `jobs` have ended, in order: from the cache, marked as trained now
     (cached False, machine["worker"] set) when one of these jobs trained them; None where a run is
@@ -881,7 +542,3 @@ def results_for(service: JobService, configs: list[RunConfig], jobs: Iterable[Jo
             run.cached = False
         out.append(run)
     return out
-
-
-__all__ = ["Job", "JobService", "JobSpec", "RequestRefused", "JobFailed", "run_job", "embedded_service",
-           "dask_service", "service_from_env", "results_for", "student_message", "STATES", "WORKER_LOST"]
