@@ -46,6 +46,7 @@ from mnist_core.train import bf16_native, resolve_device
 from app_pages.inside import inside_this_run
 from app_pages.shared import (dataset_or_error, duration, job_line, job_service, keep, may_train, owner, remember,
                               remembered_jobs, restore, run_cache, test_set_report, tr)
+from app_pages.shared import entered_code
 
 log = logging.getLogger(__name__)
 
@@ -357,7 +358,7 @@ def plan_section(model: str, comparison: Comparison, items: list[Entry], valid: 
 
 def submit(scope: str, configs: list[RunConfig], _: Translator) -> None:
     try:
-        jobs = job_service().submit(configs, owner())
+        jobs = job_service().submit(configs, owner(), entered_code())
     except RequestRefused as e:
         st.error(_.error(e))
         return
@@ -408,7 +409,7 @@ def watcher(scope: str, keys: list[str], names: dict[str, str], model: str, para
             what = _("{setting} = {values}", setting=param_title, values=values) if values else job.config.describe()
             bar, cancel = st.columns([6, 1])
             bar.progress(job.progress, text=job_line(job, what))
-            if job.owner == me and job.state in ACTIVE:
+            if me in job.watchers and job.state in ACTIVE:
                 if cancel.button(_("Cancel"), key=f"cancel.{job.id}", width="stretch"):
                     service.cancel(job.id, me)
                     st.rerun()

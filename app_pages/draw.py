@@ -23,6 +23,7 @@ from mnist_core.preprocess import ImageError, load_image_bytes, to_mnist
 from app_pages.inside import inside_section
 from app_pages.shared import (ACTIVE, dataset_or_error, job_line, job_service, keep, may_train, owner, remember,
                               remembered_jobs, restore, run_cache, tr, trained_model)
+from app_pages.shared import entered_code
 
 # The seed's MLP (N(0, 1) init, Adam, lr 0.001, batch 100) for a few epochs: under a minute on a laptop CPU.
 STARTER = RunConfig(model="mlp", epochs=3)
@@ -85,7 +86,7 @@ if not runs:
         starter_watcher(cache_key)
     elif st.button(_("Train a starter model"), type="primary", key="draw.train_starter", disabled=not may_train()):
         try:
-            remember("draw.starter", service.submit([STARTER], owner()))
+            remember("draw.starter", service.submit([STARTER], owner(), entered_code()))
         except RequestRefused as e:
             st.error(_.error(e))
             st.stop()

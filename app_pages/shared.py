@@ -3,14 +3,13 @@ who the visitor is; the language; widget values that survive switching pages; an
 
 Training never runs in a page script. Pages submit configs to the JobService (mnist_core.jobs) and
 watch its jobs from an `st.fragment` that reruns every second: changing a widget, switching pages,
-reloading or closing the tab leaves the training alone, and only the job's owner can cancel it.
+reloading or closing the tab leaves the training alone; Cancel withdraws only this student's request.
 
 Not a page itself: app.py lists the pages with st.navigation, so this file is only imported.
 """
 from __future__ import annotations
 
 import hmac
-import os
 import secrets
 import time
 from typing import Any, Iterable
@@ -134,17 +133,23 @@ def owner() -> str:
 
 def class_code() -> str | None:
     """MNIST_LAB_CLASS_CODE: set by the operator so that a link that leaks out of the class cannot train."""
-    return os.environ.get("MNIST_LAB_CLASS_CODE", "").strip() or None
+    return hosting().class_code
+
+
+def entered_code() -> str:
+    """The class code this visitor typed, for `JobService.submit` (which checks it): kept apart from the
+    field, which is no longer drawn once the code is right."""
+    return st.session_state.get("lab.class_code.entered", "")
 
 
 def may_train() -> bool:
     """Whether this visitor may start trainings: always, unless a class code is set and not yet entered."""
-    return class_code() is None or st.session_state.get("lab.class_ok", False)
+    code = class_code()
+    return code is None or hmac.compare_digest(entered_code().encode(), code.encode())
 
 
 def _check_code() -> None:
-    typed = st.session_state.get("lab.class_code", "").strip()
-    st.session_state["lab.class_ok"] = hmac.compare_digest(typed.encode(), (class_code() or "").encode())
+    st.session_state["lab.class_code.entered"] = st.session_state.get("lab.class_code", "").strip()
     st.session_state["lab.class_tried"] = True
 
 
@@ -166,12 +171,13 @@ def remembered_jobs(scope: str, keys: Iterable[str]) -> list[Job]:
     one of `keys` (a link opened elsewhere finds the running job). Ids this server no longer knows
     (it restarted) are dropped without a word."""
     service = job_service()
+    service.seen(owner())  # every watcher calls this each refresh: a watched job is not dropped as abandoned
     ids = st.session_state.get("lab.jobs", {}).get(scope, [])
     found = [job for job in (service.job(i) for i in ids) if job is not None]
     if len(found) != len(ids):
         remember(scope, found)
-    wanted, have = set(keys), {job.id for job in found}
-    found += [job for job in service.jobs(active_only=True) if job.id not in have and wanted & set(job.keys)]
+    have = {job.id for job in found}
+    found += [job for job in service.jobs(active_only=True, keys=keys) if job.id not in have]
     return found
 
 
@@ -252,5 +258,5 @@ def test_set_report(key: str) -> EvaluationReport:
 
 
 __all__ = ["keep", "restore", "tr", "language", "language_switch", "dataset", "dataset_or_error", "hosting",
-           "run_cache", "job_service", "owner", "may_train", "class_code_box", "remembered_jobs", "remember",
-           "job_line", "duration", "trained_model", "test_set_report", "ACTIVE"]
+           "run_cache", "job_service", "owner", "entered_code", "may_train", "class_code_box", "remembered_jobs",
+           "remember", "job_line", "duration", "trained_model", "test_set_report", "ACTIVE"]

@@ -10,6 +10,7 @@ import streamlit as st
 
 from app_pages.shared import (ACTIVE, dataset_or_error, job_line, job_service, keep, may_train, owner, remember,
                               remembered_jobs, restore, run_cache, tr)
+from app_pages.shared import entered_code
 from mnist_core.i18n import N_
 from mnist_core.jobs import RequestRefused
 from mnist_core.report import TEXT as REPORT_TEXT, results_table, section_charts, to_html
@@ -34,7 +35,7 @@ def train_section(section: Section) -> None:
     """Submits the section's runs to the server's training service; the watcher below shows them."""
     configs = [e.config for e in section.items + section.repeats]
     try:
-        remember(f"study.{section.preset.name}", job_service().submit(configs, owner()))
+        remember(f"study.{section.preset.name}", job_service().submit(configs, owner(), entered_code()))
     except RequestRefused as e:
         st.session_state["study.notice"] = tr().error(e)
     st.rerun()

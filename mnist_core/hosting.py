@@ -2,13 +2,13 @@
 
 `HostingLimits` holds the caps of hosted mode, read from the environment so that the operator, not
 a visitor, sets them: a request's estimated training time in seconds, trainings at once, trainings
-waiting per student, the cache's size. The job service (jobs.py) enforces them and decides who trains
-next (fair share between students).
+waiting per student, the cache's size; and the class code every request must carry. The job service
+(mnist_core.jobs) enforces them and decides who trains next (fair share between students).
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from .config import MNIST_TEST_SIZE, RunConfig
@@ -30,6 +30,7 @@ class HostingLimits:
     max_queued_per_owner: int | None = None   # trainings one owner may have waiting or running
     cache_max_bytes: int | None = None        # the run cache is trimmed, least recently used first, to this size
     abandoned_after_seconds: int | None = None  # a queued job nobody has watched this long is dropped
+    class_code: str | None = field(default=None, repr=False)  # JobService.submit wants it from every student
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "HostingLimits":
@@ -56,7 +57,8 @@ class HostingLimits:
                    max_queued_per_owner=number("MNIST_LAB_MAX_QUEUED_PER_OWNER", 8 if hosted else None),
                    cache_max_bytes=max_mb * 1024 * 1024 if max_mb else None,
                    # unset: every job finishes, watched or not (its runs serve the next visitor)
-                   abandoned_after_seconds=number("MNIST_LAB_ABANDONED_AFTER_SECONDS", None))
+                   abandoned_after_seconds=number("MNIST_LAB_ABANDONED_AFTER_SECONDS", None),
+                   class_code=env.get("MNIST_LAB_CLASS_CODE", "").strip() or None)
 
     def check(self, to_train: list[RunConfig], history: Iterable[RunResult] = (), device: str = "cpu",
               test_images: int = MNIST_TEST_SIZE) -> Message | None:

@@ -1,7 +1,8 @@
 """The app through Streamlit's AppTest: every page renders; a comparison's Run submits it to the server's
 training service, whose jobs outlive the page (switching pages, changing widgets) and whose results the
-page then reads from the cache; the class view lists everyone's jobs without names; only a job's owner
-can cancel it; bad input and bad links show st.error; the Draw page reads an uploaded digit.
+page then reads from the cache; the class view lists everyone's jobs without names; Cancel withdraws only
+one's own request (a job stops when nobody wants it); a watched job is not dropped as abandoned; the class
+code goes with every request; bad input and bad links show st.error; the Draw page reads an uploaded digit.
 
 AppTest runs the app in this process, so the tests reach the same job service (shared.job_service) and
 wait on it for real trainings, then rerun the page as the fragment's timer would."""
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from mnist_core import RunConfig
 from mnist_core.compare import make_comparison, to_query_params
+from mnist_core.jobs import RequestRefused
 from mnist_core.train import bf16_native, resolve_device
 
 APP = "../app.py"
@@ -126,7 +129,7 @@ def test_mlp_comparison_trains_in_the_service_draws_charts_and_then_comes_from_t
     at.button(key="mlp.run").click().run()
     assert not at.exception and not at.error
     assert len(job_ids(at)) == 2  # one job per value, owned by this session
-    assert all(service().job(i).owner == at.session_state["lab.owner"] for i in job_ids(at))
+    assert all(service().job(i).watchers == [at.session_state["lab.owner"]] for i in job_ids(at))
     assert service().wait(job_ids(at), timeout=TIMEOUT)
     at.run()  # what the watcher's rerun does when the jobs end
     assert not at.exception and not at.error
@@ -169,7 +172,7 @@ def test_training_goes_on_while_the_student_switches_pages_and_changes_widgets()
     assert any(s.value.startswith("Done: 2 run(s) trained") for s in at.success)
 
 
-def test_the_class_view_lists_two_students_jobs_and_only_the_owner_can_cancel():
+def test_the_class_view_lists_two_students_jobs_and_only_who_asked_can_cancel():
     big = to_query_params(make_comparison(RunConfig(model="mlp", epochs=20, train_size=20000, seed=41), "lr", "0.005"))
     small = to_query_params(make_comparison(RunConfig(model="mlp", epochs=1, train_size=500, seed=42), "lr", "0.005"))
     alice = open_page("app_pages/mlp.py", query=big)
@@ -178,7 +181,7 @@ def test_the_class_view_lists_two_students_jobs_and_only_the_owner_can_cancel():
     bob = open_page("app_pages/mlp.py", query=small)
     bob.button(key="mlp.run").click().run()
     [bobs] = job_ids(bob)
-    assert service().job(alices).owner != service().job(bobs).owner
+    assert service().job(alices).watchers != service().job(bobs).watchers
 
     home = open_page(owner=alice.session_state["lab.owner"])  # Alice's Home page, in another tab
     table = next(df.value for df in home.dataframe if "yours" in df.value.columns)
@@ -198,6 +201,26 @@ def test_the_class_view_lists_two_students_jobs_and_only_the_owner_can_cancel():
     alice.run()
     assert any(w.value.startswith("Cancelled.") for w in alice.warning)
     assert metric(alice, "Already cached") == "0 of 1"  # nothing of a cancelled job is kept
+
+
+def test_when_the_student_who_started_a_job_withdraws_the_other_who_asked_keeps_it_with_her_cancel():
+    big = to_query_params(make_comparison(RunConfig(model="mlp", epochs=20, train_size=20000, seed=44), "lr", "0.005"))
+    alice = open_page("app_pages/mlp.py", query=big)
+    alice.button(key="mlp.run").click().run()
+    [job_id] = job_ids(alice)
+    cleo_id = "session:cleo-44"
+    # Cleo pressed Run on the same settings at the same moment (after that her Run says "Training…"):
+    (same,) = service().submit(service().job(job_id).configs, cleo_id)
+    assert same.id == job_id
+    cleo = open_page("app_pages/mlp.py", query=big, owner=cleo_id)
+    assert [b for b in cleo.button if b.key == f"cancel.{job_id}"]  # hers too: she has a Cancel
+    alice.button(key=f"cancel.{job_id}").click().run()  # alice withdraws; cleo still wants it
+    assert service().job(job_id).state in ("queued", "running") and service().job(job_id).watchers == [cleo_id]
+    assert not [b for b in alice.button if b.key == f"cancel.{job_id}"]
+    cleo.run()
+    assert [b for b in cleo.button if b.key == f"cancel.{job_id}"] and not cleo.warning  # still hers, going on
+    cleo.button(key=f"cancel.{job_id}").click().run()
+    assert service().wait([job_id], timeout=TIMEOUT) and service().job(job_id).state == "cancelled"
 
 
 def test_switching_pages_keeps_the_settings():
@@ -448,16 +471,44 @@ def test_hosted_mode_refuses_a_request_over_the_cap_and_trains_nothing(monkeypat
 
 def test_a_class_code_is_needed_to_train_but_not_to_watch(monkeypatch):
     monkeypatch.setenv("MNIST_LAB_CLASS_CODE", "maple-42")
+    _fresh_server_resources()
     try:
         at = open_page("app_pages/mlp.py")
+        set_mlp(at, "0.007", seed=46)
         assert at.button(key="mlp.run").disabled and not at.error
         at.text_input(key="lab.class_code").set_value("maple").run()
         assert at.button(key="mlp.run").disabled
         assert any("not this class's code" in e.value for e in at.sidebar.error)
         at.text_input(key="lab.class_code").set_value("maple-42").run()
         assert not at.button(key="mlp.run").disabled
+        with pytest.raises(RequestRefused, match="enter the class code"):  # the service checks it, not just the button
+            service().submit([RunConfig(model="mlp", epochs=1, train_size=500, seed=46)], owner="outsider")
+        run_and_wait(at)  # the code she typed goes with her request
+        assert not at.error and timing_table(at)["value"].tolist() == ["0.007"]
     finally:
         monkeypatch.undo()
+        _fresh_server_resources()
+
+
+def test_a_queued_job_its_student_watches_is_not_dropped_as_abandoned(monkeypatch):
+    monkeypatch.setenv("MNIST_LAB_ABANDONED_AFTER_SECONDS", "3")
+    _fresh_server_resources()
+    (blocker,) = service().submit([RunConfig(model="mlp", epochs=200, train_size=10000, batch_size=10, seed=47)],
+                                  owner="carl")  # holds the one slot
+    try:
+        at = open_page("app_pages/mlp.py")
+        set_mlp(at, "0.008", seed=47)
+        at.button(key="mlp.run").click().run()
+        [job_id] = job_ids(at)
+        while time.time() - service().job(job_id).submitted < 4:  # she watches it wait: her page refreshes
+            assert service().job(job_id).state == "queued"
+            at.run()
+        assert service().cancel(blocker.id, "carl")
+        assert service().wait([job_id], timeout=TIMEOUT) and service().job(job_id).state == "done"
+    finally:
+        service().cancel(blocker.id, "carl")
+        monkeypatch.undo()
+        _fresh_server_resources()
 
 
 def test_after_a_server_restart_the_page_forgets_its_jobs_and_says_the_runs_are_not_cached():

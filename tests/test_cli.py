@@ -143,3 +143,15 @@ def test_reading_the_cache_never_loads_torch(tmp_path, capsys, mnist):
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout[: p.stdout.rindex("}") + 1])["key"] == key
+
+
+def test_a_sweep_longer_than_the_service_remembers_prints_every_run(capsys, monkeypatch):
+    # The service forgets finished jobs beyond KEEP_FINISHED, but not while their caller waits on them:
+    # a 1,000-value sweep once crashed after ~508 runs. Eight runs over a limit of two show the same.
+    monkeypatch.setattr("mnist_core.jobs.service.KEEP_FINISHED", 2)
+    seeds = ",".join(str(seed) for seed in range(901, 909))
+    code, out, err = run(capsys, "sweep", "--model", "mlp", "--param", "seed", "--values", seeds, "--epochs", "1",
+                         "--train-size", "100", "--test-size", "100", "--hidden", "32", "--json")
+    assert code == 0, err
+    runs = json.loads(out)
+    assert [r["config"]["seed"] for r in runs] == list(range(901, 909)) and all(not r["cached"] for r in runs)

@@ -1,6 +1,7 @@
-"""The job service, in-process: jobs outlive whoever asked, one job per run however many ask, only the
-owner cancels, fair share between owners, caps with messages, failures with messages, and nothing
-half-trained in the cache. Real MNIST (small subsets), the real engine and cache, threads as workers."""
+"""The job service, in-process: jobs outlive whoever asked, one job per run however many ask, a cancel
+withdraws only the canceller's own request, fair share between owners, caps with messages, failures with
+messages, nothing half-trained in the cache, and no outcome forgotten while someone waits on it. Real
+MNIST (small subsets), the real engine and cache, threads as workers."""
 import dataclasses
 import threading
 import time
@@ -12,7 +13,8 @@ from mnist_core.compare import machine_label
 from mnist_core.config import RunConfig
 from mnist_core.results import RunResult
 from mnist_core.hosting import HostingLimits
-from mnist_core.jobs import RequestRefused, embedded_service, results_for, service_from_env
+from mnist_core.i18n import translate
+from mnist_core.jobs import CLASS_CODE_NEEDED, RequestRefused, embedded_service, results_for, service_from_env
 from mnist_core.train import train
 
 TINY = dict(train_size=1000, test_size=200, batch_size=50, init="xavier_uniform")
@@ -46,7 +48,7 @@ def test_the_same_run_asked_twice_is_one_job_that_both_watch(make_service, cache
     config = RunConfig(**TINY, epochs=2)
     (first,) = service.submit([config], owner="ann")
     (second,) = service.submit([config], owner="bob")
-    assert second.id == first.id and second.watchers == ["ann", "bob"] and second.owner == "ann"
+    assert second.id == first.id and second.watchers == ["ann", "bob"]
     assert [j.id for j in service.jobs(owner="bob")] == [first.id]  # bob's page finds it among his
     assert service.wait([first.id], timeout=120)
     done = service.job(first.id)
@@ -55,25 +57,50 @@ def test_the_same_run_asked_twice_is_one_job_that_both_watch(make_service, cache
     assert service.submit([config], owner="cleo") == []  # cached now: nothing to train
 
 
-def test_only_the_owner_cancels_and_nothing_of_a_cancelled_job_is_cached(make_service, cache, mnist):
+def test_a_cancel_withdraws_only_ones_own_request_and_the_others_get_the_run(make_service, cache):
+    service = make_service()
+    config = RunConfig(**{**TINY, "batch_size": 10}, epochs=4, seed=21)
+    (job,) = service.submit([config], owner="ann")
+    wait_until(lambda: service.job(job.id).state == "running")
+    service.submit([config], owner="bob")
+    assert service.cancel(job.id, "nobody") is False  # never asked: can do nothing
+    assert service.cancel(job.id, "ann") is True      # ann withdraws; bob still wants it
+    assert service.cancel(job.id, "ann") is False     # once is enough
+    now = service.job(job.id)
+    assert now.state == "running" and now.watchers == ["bob"]
+    assert [j.id for j in service.jobs(owner="bob")] == [job.id] and service.jobs(owner="ann") == []
+    assert service.wait([job.id], timeout=120)
+    done = service.job(job.id)
+    assert done.state == "done" and done.trained
+    (run,) = results_for(service, [config], [done])  # what bob's page shows
+    assert run is not None and not run.cached and [m.epoch for m in run.epochs] == [1, 2, 3, 4]
+
+
+def test_a_job_three_asked_for_stops_when_the_last_withdraws_and_nothing_is_cached(make_service, cache):
     service = make_service()
     long = RunConfig(**LONG).replace(train_size=1000)
     configs = [long.replace(epochs=1), long]
     (job,) = service.submit(configs, owner="ann")
     assert [c.epochs for c in job.configs] == [1, 200]  # one job: epoch 1 is a snapshot of the 200-epoch run
     service.submit(configs[1:], owner="bob")
+    service.submit(configs, owner="cleo")
+    assert service.job(job.id).watchers == ["ann", "bob", "cleo"]
     wait_until(lambda: len(service.job(job.id).epochs) >= 2)  # the snapshot epoch is behind it
-    assert service.cancel(job.id, "bob") is False and service.cancel(job.id, "nobody") is False
-    assert service.job(job.id).state == "running"
-    assert service.cancel(job.id, "ann") is True
+    assert service.cancel(job.id, "ann") and service.cancel(job.id, "bob")
+    still = service.job(job.id)
+    assert still.state == "running" and still.watchers == ["cleo"]
+    assert service.cancel(job.id, "dan") is False and service.cancel(job.id, "ann") is False
+    assert service.cancel(job.id, "cleo") is True
     assert service.wait([job.id], timeout=60)
     ended = service.job(job.id)
     assert ended.state == "cancelled" and ended.message is None and len(ended.epochs) < 200
+    assert ended.watchers == ["cleo"]  # her page shows her job, cancelled
     assert all(cache.get(key) is None for key in job.keys)  # not the run, not its finished snapshot
-    assert service.cancel(job.id, "ann") is False  # it has ended
+    assert service.cancel(job.id, "cleo") is False  # it has ended
     assert service.job("no-such-job") is None  # e.g. after a restart: an answer, not a hang
     (again,) = service.submit(configs[:1], owner="bob")  # a new request trains afresh
-    assert again.id != job.id and again.owner == "bob"
+    assert again.id != job.id and again.watchers == ["bob"]
+    assert service.cancel(again.id, "bob")
 
 
 def test_a_job_keeps_running_after_the_thread_that_submitted_it_is_gone(make_service, cache):
@@ -104,6 +131,22 @@ def test_fair_share_starts_a_small_request_before_anothers_second_job(make_servi
     assert started == sorted(started) and all(service.job(j.id).state == "done" for j in expected)
 
 
+def test_a_job_several_want_is_in_line_for_each_and_places_follow_every_change(make_service):
+    service = make_service()
+    (blocker,) = service.submit([RunConfig(**LONG)], owner="carl")  # holds the one slot while the line forms
+    wait_until(lambda: service.job(blocker.id).state == "running")
+    a1, a2 = service.submit([RunConfig(**TINY, epochs=1, lr=lr, seed=31) for lr in (0.01, 0.003)], owner="ann")
+    (b1,) = service.submit([RunConfig(**TINY, epochs=1, lr=0.02, seed=31)], owner="bob")
+    assert [service.job(j.id).place for j in (a1, b1, a2)] == [1, 2, 3]
+    (c1,) = service.submit([RunConfig(**TINY, epochs=1, lr=0.003, seed=31)], owner="cleo")  # what ann asked second
+    assert c1.id == a2.id  # cleo has used nothing yet and waits for it too: it moves up
+    assert [service.job(j.id).place for j in (a1, a2, b1)] == [1, 2, 3]
+    assert service.cancel(a1.id, "ann")
+    assert [service.job(j.id).place for j in (a2, b1)] == [1, 2]  # at once: places follow every change
+    for job, who in ((a2, "ann"), (a2, "cleo"), (b1, "bob"), (blocker, "carl")):
+        assert service.cancel(job.id, who)
+
+
 def test_per_owner_limit_and_the_seconds_cap_refuse_with_a_message(make_service):
     service = make_service(HostingLimits(hosted=True, max_queued_per_owner=2, max_request_seconds=5000))
     mine = service.submit([RunConfig(**LONG, lr=lr) for lr in (0.001, 0.002)], owner="ann")
@@ -113,6 +156,9 @@ def test_per_owner_limit_and_the_seconds_cap_refuse_with_a_message(make_service)
     (watched,) = service.submit([RunConfig(**LONG, lr=0.001)], owner="ann")  # an active job of hers: no new one
     assert watched.id == mine[0].id
     (bobs,) = service.submit([RunConfig(**LONG, lr=0.004)], owner="bob")  # others are not held to ann's count
+    with pytest.raises(RequestRefused, match="at most 2 per person"):  # wanting bob's job too would make three
+        service.submit([RunConfig(**LONG, lr=0.004)], owner="ann")
+    assert service.job(bobs.id).watchers == ["bob"]
     with pytest.raises(RequestRefused, match="fewer epochs"):  # 12 million images: hours, over the cap
         service.submit([RunConfig(**{**LONG, "train_size": 60_000})], owner="cleo")
     for job in mine:
@@ -213,3 +259,32 @@ def test_hosted_mode_can_drop_a_queued_job_nobody_watches_any_more(make_service)
     dropped = service.job(gone.id)
     assert dropped.state == "cancelled" and dropped.started is None and "Nobody was watching" in dropped.message
     assert service.job(kept.id).state == "done"
+
+
+def test_a_caller_waiting_on_its_jobs_gets_every_outcome_however_many_others_finished(make_service):
+    # One finished job remembered beyond those held, and no grace time: only waiting on a job holds one.
+    service = make_service(HostingLimits(max_concurrent=2), keep_finished=1, hold_seconds=0)
+    (short,) = service.submit([RunConfig(**TINY, epochs=1, seed=51)], owner="ann")
+    (long,) = service.submit([RunConfig(**LONG, seed=51)], owner="ann")  # ann still waits on this one
+    assert service.wait([short.id], timeout=120)
+    bobs = service.submit([RunConfig(**TINY, epochs=1, seed=seed) for seed in range(52, 56)], owner="bob")
+    assert service.wait([j.id for j in bobs], timeout=120)
+    assert service.job(short.id).state == "done"  # four finished since, one kept: ann holds hers
+    assert service.job(bobs[-1].id).state == "done"  # the newest
+    assert [service.job(j.id) for j in bobs[:-1]] == [None] * 3  # nobody waits on them any more: forgotten
+    assert service.cancel(long.id, "ann") and service.wait([long.id], timeout=60)
+    assert service.job(short.id) is None and service.job(long.id).state == "cancelled"  # memory stays bounded
+
+
+def test_with_a_class_code_submit_refuses_a_request_without_it(make_service):
+    service = make_service(HostingLimits(class_code="maple-42"))
+    config = RunConfig(**TINY, epochs=1, seed=61)
+    for code in (None, "", "maple", "maple-42x"):
+        with pytest.raises(RequestRefused) as refused:
+            service.submit([config], owner="ann", code=code)
+        assert str(refused.value) == CLASS_CODE_NEEDED and translate(refused.value, "ko") != CLASS_CODE_NEEDED
+    assert service.jobs() == []
+    (job,) = service.submit([config], owner="ann", code="maple-42")
+    (same,) = service.submit([config], owner="bob", code=" maple-42 ")  # as typed, spaces and all
+    assert same.id == job.id
+    assert service.cancel(job.id, "ann") and service.cancel(job.id, "bob")
