@@ -20,7 +20,7 @@ from mnist_core.cli import main
 from mnist_core.config import RunConfig
 from mnist_core.evaluate import load_model, probabilities
 from mnist_core.notebook import notebook_bytes, weights_name, zip_bytes
-from test_golden import ACC_ATOL, LOSS_RTOL, out_of_tolerance
+from test_golden import ACC_ATOL, out_of_tolerance
 
 pytestmark = pytest.mark.numerics
 
