@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
-from app_pages.shared import (class_code_box, dataset_or_error, duration, job_service, language_switch,  # noqa: E402
+from app_pages.shared import (class_code_box, dataset_or_error, job_service, language_switch,  # noqa: E402
                               owner, run_cache, tr)
 from mnist_core import resolve_device  # noqa: E402
 from mnist_core.compare import Comparison, run_label, to_query_params  # noqa: E402
@@ -78,7 +78,7 @@ def class_view() -> None:
         _("state"): _(STATE_TEXT[j.state]), _("place in line"): j.place,
         _("model"): j.config.model.upper(), _("dataset"): DATASETS[j.config.dataset].title,
         _("settings"): j.config.describe(), _("runs"): len(j.keys),
-        _("progress"): j.progress, _("estimate"): duration(j.estimate_seconds),
+        _("progress"): j.progress, _("estimate"): _.duration(j.estimate_seconds),
         _("started"): pd.Timestamp(j.started, unit="s", tz="UTC").strftime("%H:%M:%S UTC") if j.started else "–",
         _("yours"): me in j.watchers} for j in jobs]), hide_index=True, width="stretch",
         column_config={_("progress"): st.column_config.ProgressColumn(_("progress"), format="percent",

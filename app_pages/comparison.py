@@ -42,7 +42,7 @@ from mnist_core.notes import FOR_PARAM, note
 from mnist_core.results import EpochMetrics, RunResult
 from mnist_core.train import bf16_native, resolve_device
 from app_pages.inside import inside_this_run
-from app_pages.shared import (dataset_or_error, duration, job_line, job_service, keep, may_train, owner, remember,
+from app_pages.shared import (dataset_or_error, job_line, job_service, keep, may_train, owner, remember,
                               remembered_jobs, restore, run_cache, test_set_report, tr)
 
 log = logging.getLogger(__name__)
@@ -321,7 +321,7 @@ def plan_section(model: str, comparison: Comparison, items: list[Entry], valid: 
     elif plan.seconds is None:
         time_left.metric(_("Estimated time"), _("unknown"))
     else:
-        time_left.metric(_("Estimated time"), _("≈ {duration}", duration=duration(plan.seconds)))
+        time_left.metric(_("Estimated time"), _("≈ {duration}", duration=_.duration(plan.seconds)))
     training = any(job.state in ACTIVE for job in jobs)
     allowed = may_train()
     clicked = run_column.button(
@@ -383,7 +383,7 @@ def ended_messages(jobs: list[Job], _: Translator) -> None:
         started = min(j.started or j.submitted for j in done)
         finished = max(j.finished or started for j in done)
         runs = sum(len(j.keys) for j in done)
-        st.success(_("Done: {runs} run(s) trained in {duration}.", runs=runs, duration=duration(finished - started)))
+        st.success(_("Done: {runs} run(s) trained in {duration}.", runs=runs, duration=_.duration(finished - started)))
 
 
 @st.fragment(run_every=WATCH_SECONDS)

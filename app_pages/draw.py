@@ -74,8 +74,8 @@ runs = [r for r in cache.list() if r.status == "ok" and r.final is not None]
 if not runs:
     service, cache_key = job_service(), cache.key_for(STARTER, data)
     jobs = remembered_jobs("draw.starter", [cache_key])
-    st.info(_("No trained model yet. Train the seed's MLP for a few epochs to start (about {seconds} s on a CPU), "
-              "or run a comparison on the MLP or CNN page.", seconds=STARTER.epochs * 2))
+    st.info(_("No trained model yet. Train the seed's MLP for a few epochs to start (about {duration} on a CPU), "
+              "or run a comparison on the MLP or CNN page.", duration=_.duration(STARTER.epochs * 2)))
     for job in jobs:
         if job.state == "failed":
             st.error(_("Training stopped with an error: {error}",

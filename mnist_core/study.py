@@ -23,7 +23,7 @@ from .compare import (PARAM_TITLES, Entry, Estimate, entries, estimate, final_fr
                       metrics_frame, timing_frame)
 from .config import PRESETS, ConfigError, Preset, RunConfig
 from .data import MnistData
-from .i18n import N_, Text, gettext
+from .i18n import N_, Duration, Text, gettext
 from .results import RunResult
 from .seed_claims import SEED, SeedExperiment
 
@@ -71,7 +71,7 @@ TITLES = {  # per preset: the section's title and its question
 SCALING = N_("Scaled ({size}): {changes}.")
 SCALING_NONE = N_("Full size: the seed's settings as in the preset.")
 CHANGE = N_("{field} {before} → {after}")
-MISSING = N_("Not trained yet: {name} {values}. Training them would take {cost}.")
+MISSING = N_("Not trained yet: {name} {values}. Training them would take about {cost}.")
 MISSING_UNKNOWN = N_("Not trained yet: {name} {values}. No finished {model} run has measured this machine's speed "
                      "yet; the first run measures it.")
 FIELD_NAMES = {"train_size": N_("training images"), "test_size": N_("test images per epoch"), "epochs": N_("epochs"),
@@ -232,13 +232,7 @@ def missing_text(section: Section, lang: str) -> str:
     what = dict(name=obs._name(lang, section.param), values=", ".join(missing))
     if est.seconds is None:
         return gettext(MISSING_UNKNOWN, lang, model=section.preset.base.model.upper(), **what)
-    return gettext(MISSING, lang, cost=_duration(est.seconds, lang), **what)
-
-
-def _duration(seconds: float, lang: str) -> str:
-    if seconds < 90:
-        return gettext(N_("about {s} s"), lang, s=f"{seconds:.0f}")
-    return gettext(N_("about {m} min"), lang, m=f"{seconds / 60:.0f}")
+    return gettext(MISSING, lang, cost=Duration(est.seconds), **what)
 
 
 # -- observations: which findings each experiment reports ------------------------------------------

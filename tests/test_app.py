@@ -439,7 +439,7 @@ def test_hosted_mode_refuses_a_request_over_the_cap_and_trains_nothing(monkeypat
         at.number_input(key="mlp.cfg.epochs").set_value(50).run()
         at.button(key="mlp.run").click().run()
         assert not at.exception
-        assert any("allows 1 s per request" in e.value for e in at.error), [e.value for e in at.error]
+        assert any("allows 1 sec per request" in e.value for e in at.error), [e.value for e in at.error]
         assert metric(at, "Already cached") == "0 of 2" and not job_ids(at)
     finally:
         monkeypatch.undo()

@@ -44,6 +44,16 @@ def test_without_training_every_section_says_what_is_missing_and_what_it_costs(m
     assert sections[0].missing[-1] == "lr=0.1 seed 1"  # the chaotic value's repeat
 
 
+def test_what_missing_runs_cost_reads_as_a_duration_in_the_students_language(mnist, tmp_path):
+    import dataclasses
+    from mnist_core.study import build_section, missing_text
+    section = build_section("mlp-lr", TINY, mnist, RunCache(tmp_path / "empty"))
+    section.estimate = dataclasses.replace(section.estimate, seconds=125.0)  # as if measured on this machine
+    assert missing_text(section, "en").endswith("Training them would take about 2 min 5 sec.")
+    korean = missing_text(section, "ko")
+    assert "약 2분 5초" in korean and not re.search(r"\d ?(min|sec|s)\b", korean), korean
+
+
 def test_the_tiny_study_trains_and_observes_every_section(trained, study_cache, mnist):
     assert [s.preset.name for s in trained] == list(ORDER)
     for s in trained:
