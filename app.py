@@ -21,9 +21,10 @@ import torch  # noqa: E402
 from app_pages.shared import (class_code_box, dataset_or_error, job_service, language_switch,  # noqa: E402
                               owner, run_cache, tr)
 from mnist_core import resolve_device  # noqa: E402
-from mnist_core.compare import Comparison, run_label, to_query_params  # noqa: E402
+from mnist_core.compare import Comparison, run_label, settings_text, to_query_params  # noqa: E402
 from mnist_core.data import DATASETS  # noqa: E402
 from mnist_core.i18n import N_  # noqa: E402
+from mnist_core.results import STATUS_TEXT  # noqa: E402
 
 STATE_TEXT = {"queued": N_("waiting"), "running": N_("training")}
 
@@ -77,7 +78,7 @@ def class_view() -> None:
     st.dataframe(pd.DataFrame([{
         _("state"): _(STATE_TEXT[j.state]), _("place in line"): j.place,
         _("model"): j.config.model.upper(), _("dataset"): DATASETS[j.config.dataset].title,
-        _("settings"): j.config.describe(), _("runs"): len(j.keys),
+        _("settings"): settings_text(j.config, _.lang), _("runs"): len(j.keys),
         _("progress"): j.progress, _("estimate"): _.duration(j.estimate_seconds),
         _("started"): pd.Timestamp(j.started, unit="s", tz="UTC").strftime("%H:%M:%S UTC") if j.started else "–",
         _("yours"): me in j.watchers} for j in jobs]), hide_index=True, width="stretch",
@@ -109,8 +110,9 @@ def cached_runs() -> None:
     st.caption(_("{n} runs, {mb} MB. Newest first. Accuracies are final test accuracies.", n=len(runs),
                  mb=_.number(cache.size_bytes() / 1e6, 1)))
     st.dataframe(pd.DataFrame([{
-        _("open"): comparison_link(r.config), _("run"): run_label(r, with_accuracy=False), _("model"): r.config.model.upper(),
-        _("dataset"): DATASETS[r.config.dataset].title, _("status"): r.status, _("epochs"): len(r.epochs),
+        _("open"): comparison_link(r.config), _("run"): run_label(r, with_accuracy=False, lang=_.lang),
+        _("model"): r.config.model.upper(), _("dataset"): DATASETS[r.config.dataset].title,
+        _("status"): _(STATUS_TEXT[r.status]), _("epochs"): len(r.epochs),
         _("test accuracy"): _.percent(r.final.test_acc) if r.final else "–",
         _("seconds"): round(r.total_seconds, 1), _("device"): r.device} for r in runs]), hide_index=True, width="stretch",
         column_config={_("open"): st.column_config.LinkColumn(_("open"), display_text=_("compare"))})

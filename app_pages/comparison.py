@@ -31,12 +31,12 @@ from mnist_core import PRESETS, ConfigError, RunConfig
 from mnist_core.charts import confusion_chart, final_accuracy_chart, metric_chart, series_order, timing_chart
 from mnist_core.compare import (DEFAULT_VALUES, PARAM_TITLES, Comparison, Entry, entries, estimate, final_frame,
                                 format_values, from_query_params, make_comparison, metrics_frame, shape_flow_frame,
-                                machine_label, timing_frame, to_query_params)
+                                machine_label, settings_text, timing_frame, to_query_params)
 from mnist_core.config import (ACTIVATIONS, CONV_LAYERS, DATASETS, INITS, MAX_EPOCHS, MNIST_TEST_SIZE, MNIST_TRAIN_SIZE,
-                               OPTIMIZERS, PRECISIONS, SWEEPABLE)
+                               OPTIMIZERS, PRECISIONS, SWEEPABLE, option_label)
 from mnist_core.data import DATASETS as DATASET_INFO
 from mnist_core.evaluate import confusion_table
-from mnist_core.i18n import N_, Translator
+from mnist_core.i18n import N_, Translator, keep_words
 from mnist_core.jobs import ACTIVE, Job, RequestRefused
 from mnist_core.notes import FOR_PARAM, note
 from mnist_core.results import EpochMetrics, RunResult
@@ -214,8 +214,10 @@ def sidebar(model: str, _: Translator) -> None:
                     args=(model, MNIST_TRAIN_SIZE, MNIST_TEST_SIZE), width="stretch")
         if model == "mlp":
             first, second = st.columns(2)
-            first.selectbox(_("Activation 1"), ACTIVATIONS, key=key(model, "act1"), help=_("After hidden layer 1."))
-            second.selectbox(_("Activation 2"), ACTIVATIONS, key=key(model, "act2"), help=_("After hidden layer 2."))
+            first.selectbox(_("Activation 1"), ACTIVATIONS, key=key(model, "act1"), help=_("After hidden layer 1."),
+                            format_func=lambda v: _(option_label(v)))
+            second.selectbox(_("Activation 2"), ACTIVATIONS, key=key(model, "act2"), help=_("After hidden layer 2."),
+                             format_func=lambda v: _(option_label(v)))
         bf16, bf16_reason = bf16_native(resolve_device("auto"))
         # The batch can be at most the training set: the widget's bound follows it, so it never holds a refused value.
         train_size = st.session_state[key(model, "train_size")]
@@ -225,7 +227,8 @@ def sidebar(model: str, _: Translator) -> None:
             if kind == "select":
                 off = field == "precision" and not bf16  # the option says why it is off
                 st.selectbox(_(label), spec, key=key(model, field), disabled=off,
-                             format_func=(lambda d: DATASET_INFO[d].title) if field == "dataset" else str,
+                             format_func=(lambda d: DATASET_INFO[d].title) if field == "dataset" else
+                             (lambda v: _(option_label(v))),
                              help=_("bf16 is off: {reason}.", reason=bf16_reason) if off else
                              (_(help_text) if help_text else None))
             else:
@@ -402,7 +405,7 @@ def watcher(scope: str, keys: list[str], names: dict[str, str], model: str, para
                                     done=_.percent(overall, 0), n=len(jobs)))
         for job in jobs:
             values = ", ".join(names[k] for k in job.keys if k in names)
-            what = _("{setting} = {values}", setting=param_title, values=values) if values else job.config.describe()
+            what = _("{setting} = {values}", setting=param_title, values=values) if values else settings_text(job.config, _.lang)
             bar, cancel = st.columns([6, 1])
             bar.progress(job.progress, text=job_line(job, what))
             if job.owner == me and job.state in ACTIVE:
@@ -564,9 +567,10 @@ def inspect_section(model: str, items: list[Entry], results: list[RunResult | No
         for n, mistake in enumerate(report.mistakes):
             big = np.kron(mistake.image, np.ones((3, 3)))  # sharp pixels instead of the browser's blur
             columns[n % 6].image(big, clamp=True, width="stretch",
-                                 caption=_("true {true} → {predicted} ({confidence})",
-                                           true=classes[mistake.true_label], predicted=classes[mistake.predicted],
-                                           confidence=_.percent(mistake.confidence, 0)))
+                                 caption=keep_words(_("true {true} → {predicted} ({confidence})",
+                                                      true=classes[mistake.true_label],
+                                                      predicted=classes[mistake.predicted],
+                                                      confidence=_.percent(mistake.confidence, 0))))
     with matrix:
         st.altair_chart(confusion_chart(confusion_table(report.confusion), classes, text=_), width="stretch")
     inside_this_run(model, inspectable, choice, param_title, data)

@@ -14,7 +14,8 @@ from mnist_core.data import denormalize
 from mnist_core.evaluate import probability_table
 from mnist_core.explain import (activation_histogram, as_input, capture, first_layer_filters, grid, hidden_stats,
                                 layer_picture, most_activated_units, shape_text)
-from mnist_core.explain_charts import activation_histogram_chart, share_frame, unit_share_chart
+from mnist_core.config import option_label
+from mnist_core.explain_charts import LAYER_NAMES, activation_histogram_chart, share_frame, unit_share_chart
 from mnist_core.i18n import N_
 from app_pages.shared import run_cache, tr, trained_model
 
@@ -111,7 +112,7 @@ def mlp_inside(runs: list[str], image: np.ndarray, data: MnistData, labels: list
         units = most_activated_units(model, capture(model, as_input(image)), top=top)
         weights = first_layer_filters(model)[units["unit"].to_numpy()]
         column.image(sharp(grid(weights)), width=PICTURE_WIDTH, output_format="PNG",
-                     caption=_("hidden1 weights of the {n} units this digit excites most, strongest first "
+                     caption=_("Hidden layer 1's weights of the {n} units this digit excites most, strongest first "
                                "(yellow: pixels that excite the unit, purple: pixels that calm it)", n=len(units)))
         over_batch = capture(model, batch)
         stats[label], histograms[label] = hidden_stats(over_batch), activation_histogram(over_batch)
@@ -123,7 +124,8 @@ def mlp_inside(runs: list[str], image: np.ndarray, data: MnistData, labels: list
             row = stats[label].set_index("layer").loc[layer]
             facts = [_(fact, share=_.percent(row[m], 0)) for m, fact in FACTS.items() if row[m] == row[m]]
             hist = histograms[label]
-            column.markdown(f"**{layer}** ({row['activation']}) · {', '.join(facts)}")
+            column.markdown(f"**{_(LAYER_NAMES.get(layer, layer))}** ({_(option_label(row['activation']))}) · "
+                            f"{', '.join(facts)}")
             column.altair_chart(activation_histogram_chart(hist[hist["layer"] == layer], text=_), width="stretch")
     st.altair_chart(unit_share_chart(share_frame(stats), text=_))
 

@@ -52,6 +52,22 @@ def label(name: str) -> Text:
     return Text(FIELD_LABELS.get(name, name))
 
 
+# What each option of a choice is called on screen: the config keeps its value ("normal"), the student reads this.
+OPTION_LABELS = {
+    "relu": N_("ReLU"), "sigmoid": N_("sigmoid"), "tanh": N_("tanh"), "leaky_relu": N_("leaky ReLU"), "gelu": N_("GELU"),
+    "normal": N_("normal(0, 1)"), "xavier_uniform": N_("Xavier uniform"), "kaiming_uniform": N_("Kaiming uniform"),
+    "default": N_("PyTorch's default"),
+    "adam": N_("Adam"), "sgd": N_("SGD"), "rmsprop": N_("RMSprop"), "adamw": N_("AdamW"),
+    "first": N_("first conv layer only"), "all": N_("all three conv layers"),
+    "fp32": N_("fp32 (32-bit)"), "bf16": N_("bf16 (16-bit)"),
+}
+
+
+def option_label(value: str) -> Text:
+    """An option's name as the page shows it (translated where it is shown); a value without one as it is."""
+    return Text(OPTION_LABELS.get(value, value))
+
+
 @dataclass(frozen=True)
 class RunConfig:
     model: str = "mlp"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gettext as _gettext
 import io
+import re
 import string
 from functools import lru_cache
 from pathlib import Path
@@ -158,6 +159,15 @@ def format_duration(seconds: float | None, lang: str) -> str:
         shown = shown[:1]  # "1 hr 4 sec": the seconds say nothing next to the hours
     return " ".join(format_timedelta(n * size, granularity=unit, threshold=1, format="short", locale=normalize(lang))
                     for n, size, unit in shown)
+
+
+def keep_words(text: str) -> str:
+    """`text` with its Hangul words kept whole where a narrow column wraps it (a WORD JOINER between syllables,
+    as CSS word-break: keep-all would): "예측" never splits into "예 / 측". Lines still break at spaces."""
+    return _HANGUL_PAIR.sub("\u2060", text)
+
+
+_HANGUL_PAIR = re.compile(r"(?<=[\uac00-\ud7a3])(?=[\uac00-\ud7a3])")
 
 
 # -- errors that a page translates ---------------------------------------------------------------

@@ -54,6 +54,7 @@ SIZES = {
         "cnn-filter": _QUICK_CNN,
     }),
 }
+SIZE_NAMES = {"quick": N_("quick"), "full": N_("full")}  # on screen
 _TINY = {"train_size": 300, "test_size": 100, "epochs": 2}
 TINY = StudySize("tiny", {p: _TINY for p in ORDER}, {"mlp-epochs": (1, 2), "mlp-batch": (10, 100, 300)},
                  extra_seeds=(1,))  # for the tests
@@ -177,7 +178,7 @@ def scaling_text(name: str, size: StudySize, lang: str) -> str:
                              after=format_values(preset.param, size.values[name])))
     if not parts:
         return gettext(SCALING_NONE, lang)
-    return gettext(SCALING, lang, size=size.name, changes="; ".join(parts))
+    return gettext(SCALING, lang, size=Text(SIZE_NAMES.get(size.name, size.name)), changes="; ".join(parts))
 
 
 def _number(v: Any) -> str:

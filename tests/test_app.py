@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -140,6 +141,13 @@ def test_mlp_comparison_trains_in_the_service_draws_charts_and_then_comes_from_t
     assert any("measured on a fixed balanced sample of 2,000 test images of MNIST" in c.value for c in at.caption)
     assert at.get("download_button")
 
+    at.selectbox(key="lab.lang").set_value("ko").run()  # the same results, read in Korean
+    assert not at.exception
+    header = next(m.value for m in at.markdown if m.value.startswith("**가장 자신 있게 틀린 이미지**"))
+    assert not re.search(r"%\s*장", header), header  # no counter after a percentage
+    captions = [c for image in at.get("image") for c in image.captions if "→" in c]
+    assert captions and all("예\u2060측" in c for c in captions), captions[:2]  # 예측 is never split by a line break
+
     again = open_page("app_pages/mlp.py", query=to_query_params(
         make_comparison(RunConfig(model="mlp", epochs=2, train_size=1000, test_size=2000, seed=11), "lr", "0.01, 0.001")))
     assert metric(again, "Already cached") == "2 of 2" and metric(again, "Estimated time") == "instant"
@@ -198,6 +206,45 @@ def test_the_class_view_lists_two_students_jobs_and_only_the_owner_can_cancel():
     alice.run()
     assert any(w.value.startswith("Cancelled.") for w in alice.warning)
     assert metric(alice, "Already cached") == "0 of 1"  # nothing of a cancelled job is kept
+
+
+def test_a_korean_page_names_every_option_in_korean_and_keeps_its_value():
+    at = open_page("app_pages/cnn.py", query={"lang": "ko"})
+    shown = {name: at.selectbox(key=f"cnn.cfg.{name}") for name in ("optimizer", "conv_layers", "precision")}
+    assert shown["conv_layers"].options == ["첫 합성곱 층만", "합성곱 층 세 개 모두"]
+    assert shown["conv_layers"].value == "first" and shown["optimizer"].value == "adam"
+    assert shown["precision"].options[0] == "fp32 (32비트)"
+    at.switch_page("app_pages/mlp.py").run()
+    init = at.selectbox(key="mlp.cfg.init")
+    assert init.options[0] == "정규분포 N(0, 1)" and init.value == "normal"
+    assert at.selectbox(key="mlp.cfg.act1").options[1] == "시그모이드"
+
+
+def test_the_home_pages_runs_read_in_korean_and_runs_differing_by_seed_read_apart(monkeypatch):
+    from app_pages import shared
+    from mnist_core.results import EpochMetrics, RunResult
+    service()  # the server's training service exists before the page's cache is replaced below
+    epochs = [EpochMetrics(e, 0.5, 0.9, 0.5, 0.9, 1.0, 5000.0) for e in (1, 2, 3)]
+    quick = RunConfig(epochs=3, train_size=5000)
+    runs = [RunResult(config=config, status=status, epochs=epochs, total_seconds=3.0, steps_per_epoch=50, device="cpu")
+            for config, status in ((quick, "ok"), (quick.replace(seed=5), "ok"), (quick.replace(lr=0.1), "diverged"))]
+
+    class Cache:
+        def list(self):
+            return runs
+
+        def size_bytes(self):
+            return 3_000_000
+
+    monkeypatch.setattr(shared, "run_cache", lambda: Cache())
+    at = open_page()
+    at.selectbox(key="lab.lang").set_value("ko").run()
+    table = next(df.value for df in at.dataframe if "실행" in df.value.columns)
+    described = table["실행"].tolist()
+    assert len(set(described)) == 3 and "시드 5" in described[1] and "시드" not in described[0]
+    assert described[0].startswith("MLP ReLU/ReLU, 정규분포 N(0, 1) 초기화 · Adam 학습률 0.001 · 배치 100")
+    assert not any(re.search(r"\b(ep|images|init|batch)\b", d) for d in described), described
+    assert table["상태"].tolist() == ["완료", "완료", "발산"]
 
 
 def test_switching_pages_keeps_the_settings():
