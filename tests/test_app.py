@@ -41,9 +41,9 @@ def open_page(page: str | None = None, query: dict[str, str] | None = None, owne
 
 
 def set_mlp(at: AppTest, values: str, seed: int, param: str = "lr") -> None:
-    at.number_input(key="mlp.cfg.train_size").set_value(1000)
-    at.number_input(key="mlp.cfg.epochs").set_value(2)
-    at.number_input(key="mlp.cfg.seed").set_value(seed)  # a seed of each test's own: cache hits are the test's own
+    at.text_input(key="mlp.cfg.train_size").set_value("1000")
+    at.text_input(key="mlp.cfg.epochs").set_value("2")
+    at.text_input(key="mlp.cfg.seed").set_value(str(seed))  # a seed of each test's own: cache hits are the test's own
     at.selectbox(key="mlp.cfg.param").set_value(param).run()
     at.text_input(key="mlp.cfg.values").set_value(values).run()
 
@@ -164,10 +164,10 @@ def test_training_goes_on_while_the_student_switches_pages_and_changes_widgets()
 
     at.switch_page("app_pages/draw.py").run()              # another page
     at.switch_page("app_pages/mlp.py").run()
-    at.number_input(key="mlp.cfg.epochs").set_value(3).run()  # another comparison: nothing of it cached
+    at.text_input(key="mlp.cfg.epochs").set_value("3").run()  # another comparison: nothing of it cached
     assert any("No results for these settings yet" in i.value for i in at.info)
     assert all(service().job(i).state in ("queued", "running", "done") for i in ids)  # nobody stopped it
-    at.number_input(key="mlp.cfg.epochs").set_value(2).run()  # back to the one that trains
+    at.text_input(key="mlp.cfg.epochs").set_value("2").run()  # back to the one that trains
 
     assert service().wait(ids, timeout=TIMEOUT)
     assert all(service().job(i).state == "done" for i in ids)
@@ -253,7 +253,7 @@ def test_switching_pages_keeps_the_settings():
     at.switch_page("app_pages/draw.py").run()
     at.switch_page("app_pages/mlp.py").run()
     assert at.text_input(key="mlp.cfg.values").value == "0.05, 0.005"
-    assert at.number_input(key="mlp.cfg.seed").value == 12
+    assert at.text_input(key="mlp.cfg.seed").value == "12"
 
 
 def test_switching_pages_keeps_how_the_results_are_viewed():
@@ -318,21 +318,57 @@ def test_empty_values_show_an_error_and_nothing_crashes():
     assert not at.get("vega_lite_chart")
 
 
-def test_widgets_do_not_accept_values_the_page_refuses():
+@pytest.mark.parametrize("field, typed, named", [
+    ("lr", "abc", "The learning rate must be a number, got 'abc'."),
+    ("lr", "1e-300", "A learning rate of 1e-300 is far too small"),
+    ("lr", "1e9", "A learning rate of 1000000000.0 is far too large"),
+    ("epochs", "0", "The number of epochs must be between 1 and 200, got 0."),
+    ("epochs", "2.5", "The epochs must be a whole number, got '2.5'."),
+    ("train_size", "-1", "The number of training images must be between 1 and 60,000, got -1."),
+    ("seed", "", "The random seed must be a whole number, got ''."),
+])
+def test_a_setting_that_cannot_be_used_is_named_and_nothing_runs_with_an_old_value(field, typed, named):
     at = open_page("app_pages/mlp.py")
-    assert at.number_input(key="mlp.cfg.lr").proto.min > 0  # a learning rate of 0 cannot be typed
-    at.number_input(key="mlp.cfg.batch_size").set_value(5000).run()
-    at.number_input(key="mlp.cfg.train_size").set_value(1000).run()
-    assert not at.exception and not at.error
-    batch = at.number_input(key="mlp.cfg.batch_size")
-    assert batch.proto.max == 1000 and batch.value == 1000  # the batch follows the training set down
+    at.text_input(key=f"mlp.cfg.{field}").set_value(typed).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [f"**Check the settings in the sidebar.** {named}"] or \
+        len(at.error) == 1 and named in at.error[0].value, [e.value for e in at.error]
+    assert not [b for b in at.button if b.key == "mlp.run"]  # no Run: nothing trains with the value shown before
+    at.selectbox(key="lab.lang").set_value("ko").run()
+    [korean] = at.error
+    assert "설정" in korean.value and "must" not in korean.value
+
+
+def test_every_setting_that_cannot_be_used_gets_its_own_message_and_a_fixed_one_runs_again():
+    at = open_page("app_pages/mlp.py")
+    at.text_input(key="mlp.cfg.lr").set_value("0").run()
+    at.text_input(key="mlp.cfg.epochs").set_value("many").run()
+    assert len(at.error) == 2 and "learning rate" in at.error[0].value and "epochs" in at.error[1].value
+    at.text_input(key="mlp.cfg.lr").set_value("0.01").run()
+    at.text_input(key="mlp.cfg.epochs").set_value("2").run()
+    assert not at.error and not at.button(key="mlp.run").disabled
+    at.text_input(key="mlp.cfg.batch_size").set_value("5000").run()
+    at.text_input(key="mlp.cfg.train_size").set_value("1,000").run()  # a training set smaller than the batch
+    assert len(at.error) == 1 and "batch size must be between 1 and the number of training images (1,000)" in \
+        at.error[0].value
+    at.button(key="mlp.quick").click().run()  # the quick look's size: the batch follows the training set down
+    assert not at.error and at.text_input(key="mlp.cfg.batch_size").value == "5000"
+
+
+def test_when_no_value_to_try_can_run_the_plan_says_there_is_nothing_to_run():
+    at = open_page("app_pages/mlp.py")
+    at.text_input(key="mlp.cfg.values").set_value("-1, 1e-300, abc").run()
+    assert len(at.error) == 3 and metric(at, "Runs") == "0" and metric(at, "Estimated time") == "–"
+    assert at.button(key="mlp.run").disabled
+    assert any(c.value.startswith("Nothing to run") for c in at.caption)
+    assert not any("Everything is cached" in c.value or "instant" in c.value for c in at.caption)
 
 
 def test_the_preset_banner_shows_only_while_the_sidebar_equals_the_preset():
     at = open_page("app_pages/mlp.py")
     at.button(key="mlp.preset.mlp-lr").click().run()
     assert any("From the seed post" in i.value and "The seed saw lr 0.1" in i.value for i in at.info)
-    at.number_input(key="mlp.cfg.epochs").set_value(49).run()
+    at.text_input(key="mlp.cfg.epochs").set_value("49").run()
     assert not any("From the seed post" in i.value for i in at.info)
 
 
@@ -348,7 +384,7 @@ def test_a_shared_link_shows_the_same_comparison_from_the_cache():
     link = to_query_params(make_comparison(base, "lr", "0.01, 0.001"))
     first = open_page("app_pages/mlp.py", query=link)
     assert first.text_input(key="mlp.cfg.values").value == "0.01, 0.001"
-    assert first.number_input(key="mlp.cfg.seed").value == 14
+    assert first.text_input(key="mlp.cfg.seed").value == "14"
     run_and_wait(first)
 
     classmate = open_page("app_pages/mlp.py", query=link)
@@ -401,9 +437,9 @@ def test_bf16_is_offered_only_where_native_and_says_why_not(monkeypatch):
 
 def test_cnn_invalid_value_is_an_error_while_the_other_value_runs():
     at = open_page("app_pages/cnn.py")
-    at.number_input(key="cnn.cfg.train_size").set_value(200)
-    at.number_input(key="cnn.cfg.epochs").set_value(1)
-    at.number_input(key="cnn.cfg.padding").set_value(0)
+    at.text_input(key="cnn.cfg.train_size").set_value("200")
+    at.text_input(key="cnn.cfg.epochs").set_value("1")
+    at.text_input(key="cnn.cfg.padding").set_value("0")
     at.selectbox(key="cnn.cfg.param").set_value("kernel_size").run()
     at.text_input(key="cnn.cfg.values").set_value("3, 28").run()
     assert metric(at, "Runs") == "1"
@@ -482,8 +518,8 @@ def test_hosted_mode_refuses_a_request_over_the_cap_and_trains_nothing(monkeypat
     try:
         at = open_page("app_pages/mlp.py")
         set_mlp(at, "0.02, 0.002", seed=18)
-        at.number_input(key="mlp.cfg.train_size").set_value(20000)  # 2 runs x 50 epochs x 20,000 images: far over 1 s
-        at.number_input(key="mlp.cfg.epochs").set_value(50).run()
+        at.text_input(key="mlp.cfg.train_size").set_value("20000")  # 2 runs x 50 epochs x 20,000 images: far over 1 s
+        at.text_input(key="mlp.cfg.epochs").set_value("50").run()
         at.button(key="mlp.run").click().run()
         assert not at.exception
         assert any("allows 1 sec per request" in e.value for e in at.error), [e.value for e in at.error]
@@ -511,8 +547,8 @@ def test_after_a_server_restart_the_page_forgets_its_jobs_and_says_the_runs_are_
     from app_pages import shared
     at = open_page("app_pages/mlp.py")
     set_mlp(at, "0.004", seed=43)
-    at.number_input(key="mlp.cfg.train_size").set_value(30000)
-    at.number_input(key="mlp.cfg.epochs").set_value(30).run()  # long enough to be still training below
+    at.text_input(key="mlp.cfg.train_size").set_value("30000")
+    at.text_input(key="mlp.cfg.epochs").set_value("30").run()  # long enough to be still training below
     at.button(key="mlp.run").click().run()
     [job_id] = job_ids(at)
     before = service()
