@@ -35,7 +35,7 @@ from mnist_core.compare import (DEFAULT_VALUES, PARAM_TITLES, Comparison, Entry,
 from mnist_core.config import (ACTIVATIONS, CONV_LAYERS, DATASETS, INITS, MNIST_TEST_SIZE, MNIST_TRAIN_SIZE, OPTIMIZERS,
                                PRECISIONS, SWEEPABLE, option_label)
 from mnist_core.data import DATASETS as DATASET_INFO
-from mnist_core.evaluate import confusion_table
+from mnist_core.evaluate import SURE, confusion_table, saturates
 from mnist_core.i18n import N_, Translator, keep_words
 from mnist_core.jobs import ACTIVE, Job, RequestRefused
 from mnist_core.notes import FOR_PARAM, note
@@ -577,6 +577,12 @@ def inspect_section(model: str, items: list[Entry], results: list[RunResult | No
                                                       true=classes[mistake.true_label],
                                                       predicted=classes[mistake.predicted],
                                                       confidence=_.percent(mistake.confidence, 0))))
+        certain = sum(m.confidence >= SURE for m in report.mistakes)
+        if saturates(run.config) and certain * 2 > len(report.mistakes):
+            st.caption(_("{n} of these {total} mistakes read (almost) 100%: the seed's normal(0, 1) init makes this "
+                         "MLP's outputs so large that softmax saturates, so it is as sure of a wrong answer as of a "
+                         "right one (see the concept notes on softmax and weight init).", n=certain,
+                         total=len(report.mistakes)))
     with matrix:
         st.altair_chart(confusion_chart(confusion_table(report.confusion), classes, text=_), width="stretch")
     inside_this_run(model, inspectable, choice, param_title, data)

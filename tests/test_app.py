@@ -141,6 +141,18 @@ def test_mlp_comparison_trains_in_the_service_draws_charts_and_then_comes_from_t
     assert any("measured on a fixed balanced sample of 2,000 test images of MNIST" in c.value for c in at.caption)
     assert at.get("download_button")
 
+    # the inspected run (lr 0.01, the seed's normal(0, 1) init): when most of its mistakes read ~100%, one sentence
+    # says why; the count is the report's own
+    from app_pages.shared import test_set_report
+    from mnist_core.evaluate import SURE
+    report = test_set_report(service().job(job_ids(at)[0]).keys[0])
+    certain = sum(m.confidence >= SURE for m in report.mistakes)
+    why = [c.value for c in at.caption if "softmax saturates" in c.value]
+    assert why == ([f"{certain} of these {len(report.mistakes)} mistakes read (almost) 100%: the seed's normal(0, 1) "
+                    "init makes this MLP's outputs so large that softmax saturates, so it is as sure of a wrong answer "
+                    "as of a right one (see the concept notes on softmax and weight init)."]
+                   if certain * 2 > len(report.mistakes) else [])
+
     at.selectbox(key="lab.lang").set_value("ko").run()  # the same results, read in Korean
     assert not at.exception
     header = next(m.value for m in at.markdown if m.value.startswith("**가장 자신 있게 틀린 이미지**"))
