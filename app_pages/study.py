@@ -4,8 +4,6 @@ section's Train button is pressed; a section whose runs are not cached says what
 """
 from __future__ import annotations
 
-import json
-
 import streamlit as st
 
 from app_pages.shared import (ACTIVE, dataset_or_error, job_line, job_service, keep, may_train, owner, remember,
@@ -13,7 +11,7 @@ from app_pages.shared import (ACTIVE, dataset_or_error, job_line, job_service, k
 from mnist_core.compare import settings_text
 from mnist_core.jobs import RequestRefused
 from mnist_core.report import TEXT as REPORT_TEXT, results_table, section_charts, to_html
-from mnist_core.study import SIZE_NAMES, SIZES, Section, build_study, missing_text
+from mnist_core.study import SIZE_NAMES, SIZES, Section, build_study, missing_text, seed_setting
 
 
 
@@ -22,8 +20,7 @@ def seed_block(section: Section) -> None:
     a, b = section.seed.lines
     with st.expander(_("{seed}: {section} (lines {a}–{b})", seed=_(REPORT_TEXT["seed"]), section=section.seed.section,
                        a=a, b=b), expanded=False):
-        st.markdown(_("{setting}: `{values}`", setting=_(REPORT_TEXT["setting"]),
-                      values=json.dumps(section.seed.setting, ensure_ascii=False)))
+        st.markdown(_("{setting}: {values}", setting=_(REPORT_TEXT["setting"]), values=seed_setting(section, _.lang)))
         paraphrase = (lambda q: "") if _.lang == "ko" else (lambda q: f" — {q.english}")
         quotes = [f"“{q.korean}” {_(REPORT_TEXT['line'], line=q.line)}{paraphrase(q)}" for q in section.seed.quotes]
         st.markdown("\n".join(f"- {q}" for q in quotes))
