@@ -202,7 +202,7 @@ def _validate(c: RunConfig) -> None:
     _choice("device", c.device, DEVICES)
     _check(isinstance(c.activations, tuple) and len(c.activations) == 2,
            N_("The MLP has two hidden layers, so give two activations (e.g. relu,sigmoid), got {value}."),
-           value=repr(c.activations))
+           value=",".join(map(str, c.activations)) if isinstance(c.activations, (tuple, list)) else c.activations)
     for act in c.activations:
         _choice("activation", act, ACTIVATIONS)
     _check(math.isfinite(c.lr) and c.lr > 0, N_("The learning rate must be a positive number, got {lr}."), lr=c.lr)

@@ -71,8 +71,11 @@ def gettext(message: str, lang: str, **params: Any) -> str:
 
 
 def fill(text: str, lang: str, params: dict[str, Any]) -> str:
-    """`text` with its placeholders filled in, Text values translated and Duration values written out in `lang`."""
+    """`text` with its placeholders filled in, Text values translated, Duration values written out and Message
+    values (a part of a sentence made where the error is raised) filled in, all in `lang`."""
     def shown(value: Any) -> Any:
+        if isinstance(value, Message):
+            return gettext(value.template, lang, **value.params)
         if isinstance(value, Text):
             return catalog(normalize(lang)).gettext(value)
         if isinstance(value, Duration):
