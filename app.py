@@ -75,16 +75,21 @@ def class_view() -> None:
         st.caption(_("Nothing is training or waiting. A comparison you start trains at once."))
         return
     me = owner()
+    # What a student looks for first comes first and narrow, so it fits a laptop's width; the settings, the
+    # longest, come last (the whole line shows on hover).
     st.dataframe(pd.DataFrame([{
-        _("state"): _(STATE_TEXT[j.state]), _("place in line"): j.place,
-        _("model"): j.config.model.upper(), _("dataset"): DATASETS[j.config.dataset].title,
-        _("settings"): settings_text(j.config, _.lang), _("runs"): len(j.keys),
-        _("progress"): j.progress, _("estimate"): _.duration(j.estimate_seconds),
-        _("started"): pd.Timestamp(j.started, unit="s", tz="UTC").strftime("%H:%M:%S UTC") if j.started else "–",
-        _("yours"): me in j.watchers} for j in jobs]), hide_index=True, width="stretch",
-        column_config={_("progress"): st.column_config.ProgressColumn(_("progress"), format="percent",
-                                                                       min_value=0.0, max_value=1.0),
-                       _("yours"): st.column_config.CheckboxColumn(_("yours"))})
+        _("yours"): me in j.watchers, _("state"): _(STATE_TEXT[j.state]),
+        _("place in line"): str(j.place) if j.place is not None else "–", _("progress"): j.progress,
+        _("estimate"): _.duration(j.estimate_seconds),
+        _("started"): pd.Timestamp(j.started, unit="s", tz="UTC").strftime("%H:%M UTC") if j.started else "–",
+        _("dataset"): DATASETS[j.config.dataset].title, _("runs"): len(j.keys),
+        _("settings"): settings_text(j.config, _.lang)} for j in jobs]), hide_index=True, width="stretch",
+        column_config={_("yours"): st.column_config.CheckboxColumn(_("yours"), width="small"),
+                       _("place in line"): st.column_config.TextColumn(_("place in line"), width="small"),
+                       _("progress"): st.column_config.ProgressColumn(_("progress"), format="percent",
+                                                                       min_value=0.0, max_value=1.0, width="small"),
+                       _("runs"): st.column_config.NumberColumn(_("runs"), width="small"),
+                       _("settings"): st.column_config.TextColumn(_("settings"), width="large")})
     st.caption(_("{running} training, {waiting} waiting. The next to start is the oldest request of whoever has "
                  "trained least recently, so one long comparison does not hold up everyone.",
                  running=sum(j.state == "running" for j in jobs), waiting=sum(j.state == "queued" for j in jobs)))
@@ -110,12 +115,12 @@ def cached_runs() -> None:
     st.caption(_("{n} runs, {mb} MB. Newest first. Accuracies are final test accuracies.", n=len(runs),
                  mb=_.number(cache.size_bytes() / 1e6, 1)))
     st.dataframe(pd.DataFrame([{
-        _("open"): comparison_link(r.config), _("run"): run_label(r, with_accuracy=False, lang=_.lang),
-        _("model"): r.config.model.upper(), _("dataset"): DATASETS[r.config.dataset].title,
-        _("status"): _(STATUS_TEXT[r.status]), _("epochs"): len(r.epochs),
-        _("test accuracy"): _.percent(r.final.test_acc) if r.final else "–",
-        _("seconds"): round(r.total_seconds, 1), _("device"): r.device} for r in runs]), hide_index=True, width="stretch",
-        column_config={_("open"): st.column_config.LinkColumn(_("open"), display_text=_("compare"))})
+        _("open"): comparison_link(r.config), _("test accuracy"): _.percent(r.final.test_acc) if r.final else "–",
+        _("status"): _(STATUS_TEXT[r.status]), _("dataset"): DATASETS[r.config.dataset].title,
+        _("run"): run_label(r, with_accuracy=False, lang=_.lang), _("time"): _.duration(r.total_seconds),
+        _("device"): r.device} for r in runs]), hide_index=True, width="stretch",
+        column_config={_("open"): st.column_config.LinkColumn(_("open"), display_text=_("compare"), width="small"),
+                       _("run"): st.column_config.TextColumn(_("run"), width="large")})
 
 
 st.set_page_config(page_title="MNIST hyperparameter lab", page_icon="🔢", layout="wide")

@@ -203,8 +203,14 @@ def test_the_class_view_lists_two_students_jobs_and_only_the_owner_can_cancel():
     home = open_page(owner=alice.session_state["lab.owner"])  # Alice's Home page, in another tab
     table = next(df.value for df in home.dataframe if "yours" in df.value.columns)
     mine = table[table["yours"]]
-    assert len(table) >= 2 and len(mine) == 1 and mine["settings"].iloc[0].startswith("MLP 256x2")
+    assert len(table) >= 2 and len(mine) == 1
+    assert mine["settings"].iloc[0] == "MLP ReLU/ReLU, normal(0, 1) init · Adam lr 0.005 · batch 100 · 20 ep on 20,000 " \
+                                       "images · seed 41"  # in words, the seed shown: it is not the default
     assert set(table["state"]) <= {"training", "waiting"} and "waiting" in set(table["state"])
+    assert list(table.columns)[:6] == ["yours", "state", "place in line", "progress", "estimate", "started"]
+    assert list(table.columns)[-1] == "settings"  # the long text last: what a student looks for fits the screen
+    running = table[table["state"] == "training"]
+    assert (running["place in line"] == "–").all() and not table.isna().any().any()  # no "None" in a cell
     assert not any("session:" in str(v) for v in table.to_numpy().ravel())  # nobody's identity is shown
 
     # Bob opens Alice's link: he watches her job but has no Cancel for it; Alice has one.
