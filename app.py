@@ -37,11 +37,11 @@ def home() -> None:
         "as in the blog post this lab grew from: learning rate, epochs, batch size and activations for an MLP; stride "
         "and filter size for a CNN. Each comparison shows its loss and accuracy curves side by side, how long each run "
         "took, and which images it gets wrong. Then draw your own digit and see what the models read."))
-    cols = st.columns(4)
-    cols[0].page_link(MLP_PAGE, label=_("**MLP**: learning rate, batch size, …"), icon=":material/show_chart:")
-    cols[1].page_link(CNN_PAGE, label=_("**CNN**: stride, filter size"), icon=":material/grid_on:")
-    cols[2].page_link(DRAW_PAGE, label=_("**Draw**: test the models"), icon=":material/draw:")
-    cols[3].page_link(STUDY_PAGE, label=_("**Study**: the seed's experiments"), icon=":material/menu_book:")
+    left, right = st.columns(2)  # two by two: each link's whole label fits a laptop's width
+    left.page_link(MLP_PAGE, label=_("**MLP**: learning rate, batch size, …"), icon=":material/show_chart:")
+    right.page_link(CNN_PAGE, label=_("**CNN**: stride, filter size"), icon=":material/grid_on:")
+    left.page_link(DRAW_PAGE, label=_("**Draw**: test the models"), icon=":material/draw:")
+    right.page_link(STUDY_PAGE, label=_("**Study**: the seed's experiments"), icon=":material/menu_book:")
 
     st.subheader(_("This machine"))
     device = resolve_device("auto")

@@ -42,7 +42,7 @@ from mnist_core.notes import FOR_PARAM, note
 from mnist_core.results import EpochMetrics, RunResult
 from mnist_core.train import bf16_native, resolve_device
 from app_pages.inside import inside_this_run
-from app_pages.shared import (dataset_or_error, job_line, job_service, keep, may_train, owner, remember,
+from app_pages.shared import (ago, dataset_or_error, job_line, job_service, keep, may_train, owner, remember,
                               remembered_jobs, restore, run_cache, test_set_report, tr)
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ QUICK_LOOK_SIZE = 5_000
 QUICK_LOOK_TEST_SIZE = 2_000  # a quick CNN epoch would otherwise spend most of its time scoring 10,000 test images
 PRESET_BUTTONS = {"mlp-lr": N_("Learning rate"), "mlp-epochs": N_("Epochs"), "mlp-batch": N_("Batch size"),
                   "mlp-activation": N_("Activations"), "cnn-stride": N_("Stride"), "cnn-filter": N_("Filter size")}
+MISTAKES_PER_ROW = 6
 WATCH_SECONDS = 2.0  # how often the watcher asks the service: live enough; each rerun of it costs the server time
 
 # The sidebar's widgets, per config field: (label, options, help). A field without options is typed as text and
@@ -463,10 +464,6 @@ def measured(config: RunConfig, _: Translator) -> str:
 def results_section(model: str, comparison: Comparison, items: list[Entry], results: list[RunResult | None],
                     jobs: list[Job], data, _: Translator) -> None:
     param_title = _(PARAM_TITLES.get(comparison.param, comparison.param))
-    trained_now = {k for job in jobs if job.state == "done" and job.trained for k in job.keys}
-    for run in results:
-        if run is not None and run.key in trained_now:
-            run.cached = False  # this session watched it train
     missing = [e.label for e, r in zip(items, results) if e.config is not None and r is None]
     if all(r is None for r in results):
         if missing and not any(job.state in ACTIVE for job in jobs):
@@ -522,14 +519,16 @@ def results_section(model: str, comparison: Comparison, items: list[Entry], resu
     st.subheader(_("Time"))
     by_key = {r.key: r for r in results if r is not None}
     timing = timing.assign(machine=[machine_label(by_key[k].machine, by_key[k].device, _) if k in by_key else ""
-                                    for k in timing["key"]])
-    st.dataframe(timing.drop(columns=["status", "key", "device", "trained_on"]), hide_index=True, width="stretch", column_config={
+                                    for k in timing["key"]],
+                           trained=[ago(t) for t in timing["created"]])  # true after a reload, and for anyone
+    st.dataframe(timing.drop(columns=["status", "key", "device", "trained_on", "created"]), hide_index=True,
+                 width="stretch", column_config={
         "value": param_title, "total_s": st.column_config.NumberColumn(_("total (s)"), format="%.1f"),
         "s_per_epoch": st.column_config.NumberColumn(_("s / epoch"), format="%.2f"),
         "steps_per_epoch": _("steps / epoch"),
         "samples_per_s": st.column_config.NumberColumn(_("images / s"), format="%d"),
         "batch_size": _("batch"), "machine": st.column_config.TextColumn(_("trained on"), width="large"),
-        "cached": st.column_config.CheckboxColumn(_("cached"))})
+        "trained": _("trained")})
     left, right = st.columns([3, 2])
     left.caption(_("Times are from when each run was trained, on the machine named (cached runs keep theirs). Each "
                    "epoch also scores {n} test images. Smaller batches take more steps per epoch, and each step has a "
@@ -569,10 +568,11 @@ def inspect_section(model: str, items: list[Entry], results: list[RunResult | No
         st.markdown(_("**Most confident mistakes** · {wrong} of {total} test images wrong ({right} right)",
                       wrong=_.number(wrong), total=_.number(int(report.confusion.sum())),
                       right=_.percent(report.accuracy)))
-        columns = st.columns(6)
         for n, mistake in enumerate(report.mistakes):
+            if n % MISTAKES_PER_ROW == 0:  # a row of its own: a caption that wraps further cannot push the next row
+                columns = st.columns(MISTAKES_PER_ROW)
             big = np.kron(mistake.image, np.ones((3, 3)))  # sharp pixels instead of the browser's blur
-            columns[n % 6].image(big, clamp=True, width="stretch",
+            columns[n % MISTAKES_PER_ROW].image(big, clamp=True, width="stretch",
                                  caption=keep_words(_("true {true} → {predicted} ({confidence})",
                                                       true=classes[mistake.true_label],
                                                       predicted=classes[mistake.predicted],

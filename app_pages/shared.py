@@ -161,17 +161,22 @@ def class_code_box() -> None:
 
 # -- jobs: submitting and watching -----------------------------------------------------------------
 
+JUST_TRAINED_SECONDS = 15 * 60  # a training that ended this recently is still news to whoever opens its comparison
+
+
 def remembered_jobs(scope: str, keys: Iterable[str]) -> list[Job]:
-    """The jobs this session started for `scope` (a comparison), and any active job of anyone that produces
-    one of `keys` (a link opened elsewhere finds the running job). Ids this server no longer knows
-    (it restarted) are dropped without a word."""
+    """The jobs this session started for `scope` (a comparison), and any job of anyone that produces one of
+    `keys` and is running, waiting or just trained them (a link opened elsewhere, or this page after a
+    reload, finds the training and says it was done). Ids this server no longer knows (it restarted) are
+    dropped without a word."""
     service = job_service()
     ids = st.session_state.get("lab.jobs", {}).get(scope, [])
     found = [job for job in (service.job(i) for i in ids) if job is not None]
     if len(found) != len(ids):
         remember(scope, found)
-    wanted, have = set(keys), {job.id for job in found}
-    found += [job for job in service.jobs(active_only=True) if job.id not in have and wanted & set(job.keys)]
+    wanted, have, now = set(keys), {job.id for job in found}, time.time()
+    found += [job for job in service.jobs() if job.id not in have and wanted & set(job.keys) and (
+              job.state in ACTIVE or job.state == "done" and job.trained and now - job.finished < JUST_TRAINED_SECONDS)]
     return found
 
 
@@ -238,4 +243,4 @@ def test_set_report(key: str) -> EvaluationReport:
 
 __all__ = ["keep", "restore", "tr", "language", "language_switch", "dataset", "dataset_or_error", "hosting",
            "run_cache", "job_service", "owner", "may_train", "class_code_box", "remembered_jobs", "remember",
-           "job_line", "trained_model", "test_set_report", "ACTIVE"]
+           "ago", "job_line", "trained_model", "test_set_report", "ACTIVE"]

@@ -227,7 +227,7 @@ def final_frame(items: Sequence[Entry], results: Sequence[RunResult | None]) -> 
 
 
 TIMING_COLUMNS = ["value", "total_s", "s_per_epoch", "steps_per_epoch", "samples_per_s", "batch_size",
-                  "device", "trained_on", "cached", "status", "key"]
+                  "device", "trained_on", "created", "status", "key"]
 
 
 def machine_label(machine: Mapping[str, str], device: str = "", text: Translator | None = None) -> str:
@@ -257,7 +257,7 @@ def timing_frame(items: Sequence[Entry], results: Sequence[RunResult | None]) ->
                      "steps_per_epoch": result.steps_per_epoch,
                      "samples_per_s": round(result.config.train_size * epochs / trained) if epochs and trained else None,
                      "batch_size": result.config.batch_size, "device": result.device,
-                     "trained_on": machine_label(result.machine, result.device), "cached": result.cached,
+                     "trained_on": machine_label(result.machine, result.device), "created": result.created,
                      "status": result.status, "key": result.key})
     return pd.DataFrame(rows, columns=TIMING_COLUMNS)
 
