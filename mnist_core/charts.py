@@ -89,7 +89,7 @@ def metric_chart(frame: pd.DataFrame, metric: str, *, log_scale: bool = False, l
         scale, axis = alt.Scale(domain=domain, clamp=True), alt.Axis(format=accuracy_format(domain), tickCount=5)
     else:
         scale = alt.Scale(type="log") if log_scale else alt.Scale(zero=False)
-        axis = alt.Axis(format=".3~g", tickCount=5)  # a single epoch's one tick reads 0.811, not 0.811416
+        axis = alt.Axis(format=".3~r", tickCount=5)  # one epoch's tick reads 0.811, not 0.811416; 2000, not 2e+3
     y = alt.Y(f"{metric}:Q", title=text(METRIC_TITLES[metric]), scale=scale, axis=axis)
     x = alt.X("epoch:Q", title=text(N_("epoch")), axis=alt.Axis(tickMinStep=1, format="d"))
     tooltip = [alt.Tooltip("series:N", title=legend_title), alt.Tooltip("epoch:Q", title=text(N_("epoch"))),
@@ -157,7 +157,8 @@ def confusion_chart(frame: pd.DataFrame, classes: list[str] | None = None, text:
     y = alt.Y("true:O", title=text(N_("True class")), sort=order)
     base = alt.Chart(frame).encode(x=x, y=y)
     cells = base.mark_rect().encode(
-        color=alt.Color("count:Q", title=text(N_("test images")), scale=alt.Scale(type="symlog", scheme="blues")),
+        color=alt.Color("count:Q", title=text(N_("test images")), scale=alt.Scale(type="symlog", scheme="blues"),
+                        legend=None),  # every cell writes its count: the matrix takes the legend's room
         tooltip=[alt.Tooltip("true:O", title=text(N_("True class"))),
                  alt.Tooltip("predicted:O", title=text(N_("Predicted class"))),
                  alt.Tooltip("count:Q", title=text(N_("test images")))])
@@ -165,8 +166,9 @@ def confusion_chart(frame: pd.DataFrame, classes: list[str] | None = None, text:
     counts = base.mark_text(fontSize=11).encode(
         text=alt.Text("count:Q"),
         color=alt.condition(alt.datum.count > threshold, alt.value("white"), alt.value("#333")))
-    # No fixed width: the page stretches it over its column (height: ten rows that read well in any column).
-    return alt.layer(cells, counts).properties(title=text(N_("Confusion matrix (test set)")), height=CONFUSION_HEIGHT)
+    # As wide as its column (a discrete axis would otherwise take 20 px a class, small in a wide column).
+    return alt.layer(cells, counts).properties(title=text(N_("Confusion matrix (test set)")), width="container",
+                                               height=CONFUSION_HEIGHT)
 
 
 def probability_chart(frame: pd.DataFrame, title: str = "", classes: list[str] | tuple[str, ...] | None = None,

@@ -318,8 +318,9 @@ def from_query_params(params: Mapping[str, Any], model: str | None = None) -> Co
 
 
 def settings_text(config: RunConfig, lang: str = "en", epochs: int | None = None) -> str:
-    """A run's settings in one short line a student reads, in `lang`: the network, then how it trained. Settings
-    at their default (width 256, momentum 0, seed 777, fp32, ...) are left out; `epochs`: those it ran."""
+    """A run's settings in one short line a student reads, in `lang`: the network, what sets this run apart, then
+    how it trained. Settings at their default (width 256, momentum 0, seed 777, fp32, ...) are left out, the others
+    come early, so that a narrow column still tells two runs apart; `epochs`: those it ran."""
     _, c, default = Translator(lang), config, RunConfig(model=config.model)
     if c.model == "mlp":
         parts = [_(N_("MLP {activations}, {init} init"), init=_(option_label(c.init)),
@@ -330,13 +331,13 @@ def settings_text(config: RunConfig, lang: str = "en", epochs: int | None = None
                    padding=c.padding)]
         parts += [_(option_label(c.conv_layers))] if c.conv_layers != default.conv_layers else []
         parts += [_(N_("dropout keep {p}"), p=f"{c.keep_prob:g}")] if c.keep_prob != default.keep_prob else []
+    parts += [_(N_("seed {seed}"), seed=c.seed)] if c.seed != default.seed else []
+    parts += [_(option_label(c.precision))] if c.precision != default.precision else []
     parts.append(_(N_("{optimizer} lr {lr}"), optimizer=_(option_label(c.optimizer)), lr=f"{c.lr:g}")
                  + (_(N_(", momentum {m}"), m=f"{c.momentum:g}") if c.momentum != default.momentum else ""))
     parts.append(_(N_("batch {batch}"), batch=_.number(c.batch_size)))
     parts.append(_(N_("{epochs} ep on {images} images"), epochs=c.epochs if epochs is None else epochs,
                    images=_.number(c.train_size)))
-    parts += [_(N_("seed {seed}"), seed=c.seed)] if c.seed != default.seed else []
-    parts += [_(option_label(c.precision))] if c.precision != default.precision else []
     return " · ".join(parts)
 
 

@@ -152,7 +152,7 @@ def test_confusion_heatmap_has_100_cells_on_a_symlog_scale():
     assert cells["mark"]["type"] == "rect"
     assert cells["encoding"]["color"]["scale"]["type"] == "symlog"
     assert {cells["encoding"]["x"]["field"], cells["encoding"]["y"]["field"]} == {"predicted", "true"}
-    assert "width" not in spec  # the page stretches it over its column, however wide
+    assert spec["width"] == "container"  # as wide as the page's column, however wide
 
 
 def test_probability_bars_highlight_the_predicted_digit():
