@@ -17,13 +17,14 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
-from app_pages.shared import (class_code_box, dataset_or_error, duration, job_service, language_switch,  # noqa: E402
+from app_pages.shared import (class_code_box, dataset_or_error, job_service, language_switch,  # noqa: E402
                               owner, run_cache, tr)
 from mnist_core import resolve_device  # noqa: E402
-from mnist_core.compare import run_label  # noqa: E402
+from mnist_core.compare import run_label, settings_text  # noqa: E402
 from mnist_core.data import DATASETS  # noqa: E402
 from mnist_core.explore import comparison_url  # noqa: E402
 from mnist_core.i18n import N_  # noqa: E402
+from mnist_core.results import STATUS_TEXT  # noqa: E402
 
 STATE_TEXT = {"queued": N_("waiting"), "running": N_("training")}
 
@@ -36,11 +37,11 @@ def home() -> None:
         "as in the blog post this lab grew from: learning rate, epochs, batch size and activations for an MLP; stride "
         "and filter size for a CNN. Each comparison shows its loss and accuracy curves side by side, how long each run "
         "took, and which images it gets wrong. Then draw your own digit and see what the models read."))
-    cols = st.columns(4)
-    cols[0].page_link(MLP_PAGE, label=_("**MLP**: learning rate, batch size, …"), icon=":material/show_chart:")
-    cols[1].page_link(CNN_PAGE, label=_("**CNN**: stride, filter size"), icon=":material/grid_on:")
-    cols[2].page_link(DRAW_PAGE, label=_("**Draw**: test the models"), icon=":material/draw:")
-    cols[3].page_link(STUDY_PAGE, label=_("**Study**: the seed's experiments"), icon=":material/menu_book:")
+    left, right = st.columns(2)  # two by two: each link's whole label fits a laptop's width
+    left.page_link(MLP_PAGE, label=_("**MLP**: learning rate, batch size, …"), icon=":material/show_chart:")
+    right.page_link(CNN_PAGE, label=_("**CNN**: stride, filter size"), icon=":material/grid_on:")
+    left.page_link(DRAW_PAGE, label=_("**Draw**: test the models"), icon=":material/draw:")
+    right.page_link(STUDY_PAGE, label=_("**Study**: the seed's experiments"), icon=":material/menu_book:")
 
     st.subheader(_("This machine"))
     device = resolve_device("auto")
@@ -74,16 +75,21 @@ def class_view() -> None:
         st.caption(_("Nothing is training or waiting. A comparison you start trains at once."))
         return
     me = owner()
+    # What a student looks for first comes first and narrow, so it fits a laptop's width; the settings, the
+    # longest, come last (the whole line shows on hover).
     st.dataframe(pd.DataFrame([{
-        _("state"): _(STATE_TEXT[j.state]), _("place in line"): j.place,
-        _("model"): j.config.model.upper(), _("dataset"): DATASETS[j.config.dataset].title,
-        _("settings"): j.config.describe(), _("runs"): len(j.keys),
-        _("progress"): j.progress, _("estimate"): duration(j.estimate_seconds),
-        _("started"): pd.Timestamp(j.started, unit="s", tz="UTC").strftime("%H:%M:%S UTC") if j.started else "–",
-        _("yours"): me in j.watchers} for j in jobs]), hide_index=True, width="stretch",
-        column_config={_("progress"): st.column_config.ProgressColumn(_("progress"), format="percent",
-                                                                       min_value=0.0, max_value=1.0),
-                       _("yours"): st.column_config.CheckboxColumn(_("yours"))})
+        _("yours"): me in j.watchers, _("state"): _(STATE_TEXT[j.state]),
+        _("place in line"): str(j.place) if j.place is not None else "–", _("progress"): j.progress,
+        _("estimate"): _.duration(j.estimate_seconds),
+        _("started"): pd.Timestamp(j.started, unit="s", tz="UTC").strftime("%H:%M UTC") if j.started else "–",
+        _("dataset"): DATASETS[j.config.dataset].title, _("runs"): len(j.keys),
+        _("settings"): settings_text(j.config, _.lang)} for j in jobs]), hide_index=True, width="stretch",
+        column_config={_("yours"): st.column_config.CheckboxColumn(_("yours"), width="small"),
+                       _("place in line"): st.column_config.TextColumn(_("place in line"), width="small"),
+                       _("progress"): st.column_config.ProgressColumn(_("progress"), format="percent",
+                                                                       min_value=0.0, max_value=1.0, width="small"),
+                       _("runs"): st.column_config.NumberColumn(_("runs"), width="small"),
+                       _("settings"): st.column_config.TextColumn(_("settings"), width="large")})
     st.caption(_("{running} training, {waiting} waiting. The next to start is the oldest request of whoever has "
                  "trained least recently, so one long comparison does not hold up everyone.",
                  running=sum(j.state == "running" for j in jobs), waiting=sum(j.state == "queued" for j in jobs)))
@@ -108,11 +114,12 @@ def cached_runs() -> None:
     st.page_link(EXPLORE_PAGE, label=_("**Explore**: filter every run, see which settings work"),
                  icon=":material/travel_explore:")
     st.dataframe(pd.DataFrame([{
-        _("open"): comparison_link(r.config), _("run"): run_label(r, with_accuracy=False), _("model"): r.config.model.upper(),
-        _("dataset"): DATASETS[r.config.dataset].title, _("status"): r.status, _("epochs"): len(r.epochs),
-        _("test accuracy"): _.percent(r.final.test_acc) if r.final else "–",
-        _("seconds"): round(r.total_seconds, 1), _("device"): r.device} for r in runs]), hide_index=True, width="stretch",
-        column_config={_("open"): st.column_config.LinkColumn(_("open"), display_text=_("compare"))})
+        _("open"): comparison_link(r.config), _("test accuracy"): _.percent(r.final.test_acc) if r.final else "–",
+        _("status"): _(STATUS_TEXT[r.status]), _("dataset"): DATASETS[r.config.dataset].title,
+        _("run"): run_label(r, with_accuracy=False, lang=_.lang), _("time"): _.duration(r.total_seconds),
+        _("device"): r.device} for r in runs]), hide_index=True, width="stretch",
+        column_config={_("open"): st.column_config.LinkColumn(_("open"), display_text=_("compare"), width="small"),
+                       _("run"): st.column_config.TextColumn(_("run"), width="large")})
 
 
 st.set_page_config(page_title="MNIST hyperparameter lab", page_icon="🔢", layout="wide")

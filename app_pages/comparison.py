@@ -21,7 +21,6 @@ import functools
 import io
 import json
 import logging
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,22 +28,23 @@ import streamlit as st
 
 from mnist_core import PRESETS, ConfigError, RunConfig
 from mnist_core.cache import UnknownRunError
+from mnist_core.config import SettingsError, coerce, read_settings
 from mnist_core.charts import confusion_chart, final_accuracy_chart, metric_chart, series_order, timing_chart
 from mnist_core.compare import (DEFAULT_VALUES, PARAM_TITLES, Comparison, Entry, entries, estimate, final_frame,
                                 format_values, from_query_params, make_comparison, metrics_frame, shape_flow_frame,
-                                machine_label, timing_frame, to_query_params)
-from mnist_core.config import (ACTIVATIONS, CONV_LAYERS, DATASETS, INITS, MAX_EPOCHS, MNIST_TEST_SIZE, MNIST_TRAIN_SIZE,
-                               OPTIMIZERS, PRECISIONS, SWEEPABLE)
+                                machine_label, settings_text, timing_frame, to_query_params, value_label)
+from mnist_core.config import (ACTIVATIONS, CONV_LAYERS, DATASETS, INITS, MNIST_TEST_SIZE, MNIST_TRAIN_SIZE, OPTIMIZERS,
+                               PRECISIONS, SWEEPABLE, option_label)
 from mnist_core.data import DATASETS as DATASET_INFO
-from mnist_core.evaluate import confusion_table
-from mnist_core.i18n import N_, Translator, markdown_literal
+from mnist_core.evaluate import SURE, confusion_table, saturates
+from mnist_core.i18n import N_, Translator, keep_words, markdown_literal
 from mnist_core.jobs import ACTIVE, Job, RequestRefused
 from mnist_core.notebook import zip_bytes
 from mnist_core.notes import FOR_PARAM, note
 from mnist_core.results import EpochMetrics, RunResult
 from mnist_core.train import bf16_native, resolve_device
 from app_pages.inside import inside_this_run
-from app_pages.shared import (dataset_or_error, duration, job_line, job_service, keep, may_train, owner, remember,
+from app_pages.shared import (ago, dataset_or_error, job_line, job_service, keep, may_train, owner, remember,
                               remembered_jobs, restore, run_cache, test_set_report, tr)
 from app_pages.shared import entered_code
 
@@ -54,35 +54,35 @@ QUICK_LOOK_SIZE = 5_000
 QUICK_LOOK_TEST_SIZE = 2_000  # a quick CNN epoch would otherwise spend most of its time scoring 10,000 test images
 PRESET_BUTTONS = {"mlp-lr": N_("Learning rate"), "mlp-epochs": N_("Epochs"), "mlp-batch": N_("Batch size"),
                   "mlp-activation": N_("Activations"), "cnn-stride": N_("Stride"), "cnn-filter": N_("Filter size")}
+MISTAKES_PER_ROW = 6
 WATCH_SECONDS = 2.0  # how often the watcher asks the service: live enough; each rerun of it costs the server time
 
-# The sidebar's widgets, per config field: (label, kind, options or (min, max, step, format), help).
-# The bounds are the config's own (config._validate), so a widget never holds a value the page refuses.
-FIELDS: dict[str, tuple[str, str, Any, str]] = {
-    "dataset": (N_("Dataset"), "select", DATASETS,
+# The sidebar's widgets, per config field: (label, options, help). A field without options is typed as text and
+# read by the config (RunConfig.from_dict), which alone knows the bounds: whatever is typed reaches the page, and
+# a value it cannot use is named in a message (a number field's own range check would keep the old value silently).
+FIELDS: dict[str, tuple[str, tuple[str, ...] | None, str]] = {
+    "dataset": (N_("Dataset"), DATASETS,
                 N_("MNIST: handwritten digits. Fashion-MNIST: ten kinds of clothing in the same 28x28 layout, harder, "
                    "so differences between settings show more.")),
-    "hidden": (N_("Hidden width"), "int", (1, 4096, 32, None), N_("Units in each of the two hidden layers (the seed: 256).")),
-    "init": (N_("Weight init"), "select", INITS, N_("normal = the seed's N(0, 1), which starts the loss in the hundreds.")),
-    "kernel_size": (N_("Filter size"), "int", (1, 28, 1, None), N_("Kernel of the first conv layer (or all, see below).")),
-    "stride": (N_("Stride"), "int", (1, 28, 1, None), N_("Step of the filter; 5 shrinks the image fast.")),
-    "padding": (N_("Padding"), "int", (0, 14, 1, None), N_("Zeros added around the image before the conv.")),
-    "conv_layers": (N_("Conv layers changed"), "select", CONV_LAYERS,
-                    N_("Which conv layers take the filter/stride/padding above.")),
-    "keep_prob": (N_("Dropout keep probability"), "float", (0.05, 1.0, 0.05, "%.2f"), N_("1.0 turns dropout off.")),
-    "optimizer": (N_("Optimizer"), "select", OPTIMIZERS, ""),
-    "lr": (N_("Learning rate"), "float", (0.000001, 10.0, 0.0001, "%g"), N_("Typical: 0.0001 to 0.01.")),
-    "momentum": (N_("Momentum"), "float", (0.0, 0.99, 0.1, "%.2f"), N_("Used by sgd and rmsprop only.")),
-    "epochs": (N_("Epochs"), "int", (1, MAX_EPOCHS, 1, None), N_("Passes over the training images.")),
-    "batch_size": (N_("Batch size"), "int", (1, MNIST_TRAIN_SIZE, 10, None),
+    "hidden": (N_("Hidden width"), None, N_("Units in each of the two hidden layers (the seed: 256).")),
+    "init": (N_("Weight init"), INITS, N_("normal = the seed's N(0, 1), which starts the loss in the hundreds.")),
+    "kernel_size": (N_("Filter size"), None, N_("Kernel of the first conv layer (or all, see below).")),
+    "stride": (N_("Stride"), None, N_("Step of the filter; 5 shrinks the image fast.")),
+    "padding": (N_("Padding"), None, N_("Zeros added around the image before the conv.")),
+    "conv_layers": (N_("Conv layers changed"), CONV_LAYERS, N_("Which conv layers take the filter/stride/padding above.")),
+    "keep_prob": (N_("Dropout keep probability"), None, N_("1.0 turns dropout off.")),
+    "optimizer": (N_("Optimizer"), OPTIMIZERS, ""),
+    "lr": (N_("Learning rate"), None, N_("Typical: 0.0001 to 0.01.")),
+    "momentum": (N_("Momentum"), None, N_("Used by sgd and rmsprop only.")),
+    "epochs": (N_("Epochs"), None, N_("Passes over the training images.")),
+    "batch_size": (N_("Batch size"), None,
                    N_("Images per step: smaller = more steps. At most the number of training images.")),
-    "train_size": (N_("Training images"), "int", (1, MNIST_TRAIN_SIZE, 1000, None),
-                   N_("Fewer images = faster, less accurate.")),
-    "test_size": (N_("Test images per epoch"), "int", (100, MNIST_TEST_SIZE, 1000, None),
+    "train_size": (N_("Training images"), None, N_("Fewer images = faster, less accurate.")),
+    "test_size": (N_("Test images per epoch"), None,
                   N_("Scored after each epoch: all 10,000, or a fixed balanced sample of them; fewer = faster curves. "
                      "Mistakes and the confusion matrix use all 10,000.")),
-    "seed": (N_("Random seed"), "int", (0, 2**31 - 1, 1, None), N_("Same seed, same run.")),
-    "precision": (N_("Precision"), "select", PRECISIONS, N_("bf16 autocasts matmuls where the device supports it.")),
+    "seed": (N_("Random seed"), None, N_("Same seed, same run.")),
+    "precision": (N_("Precision"), PRECISIONS, N_("bf16 autocasts matmuls where the device supports it.")),
 }
 MODEL_FIELDS = {
     "mlp": ("dataset", "hidden", "init", "optimizer", "lr", "momentum", "epochs", "batch_size", "train_size",
@@ -110,7 +110,8 @@ def key(model: str, name: str) -> str:
 def load_into_sidebar(model: str, comparison: Comparison) -> None:
     base = comparison.base
     for field in MODEL_FIELDS[model]:
-        st.session_state[key(model, field)] = getattr(base, field)
+        typed = FIELDS[field][1] is None
+        st.session_state[key(model, field)] = value_label(getattr(base, field)) if typed else getattr(base, field)
     st.session_state[key(model, "act1")], st.session_state[key(model, "act2")] = base.activations
     st.session_state[key(model, "param")] = comparison.param
     st.session_state[key(model, "values")] = format_values(comparison.param, comparison.values)
@@ -137,9 +138,13 @@ def load_preset(model: str, name: str) -> None:
 
 
 def set_train_size(model: str, size: int, test_size: int) -> None:
-    st.session_state[key(model, "train_size")] = size
-    st.session_state[key(model, "test_size")] = test_size
-    st.session_state[key(model, "batch_size")] = min(st.session_state[key(model, "batch_size")], size)
+    st.session_state[key(model, "train_size")] = value_label(size)
+    st.session_state[key(model, "test_size")] = value_label(test_size)
+    try:  # a batch larger than the new training set would be refused: it follows the set down
+        batch = coerce("batch_size", st.session_state[key(model, "batch_size")])
+        st.session_state[key(model, "batch_size")] = value_label(min(batch, size))
+    except ConfigError:
+        pass  # the batch size's own message says what is wrong with it
 
 
 def reset_values(model: str) -> None:
@@ -162,10 +167,10 @@ def apply_link(model: str) -> ConfigError | None:
 
 
 def read_sidebar(model: str) -> Comparison:
-    """The sidebar's comparison; ConfigError if a setting is wrong."""
+    """The sidebar's comparison; SettingsError naming every setting that is wrong, or ConfigError."""
     values = {field: st.session_state[key(model, field)] for field in MODEL_FIELDS[model]}
     values["activations"] = (st.session_state[key(model, "act1")], st.session_state[key(model, "act2")])
-    base = RunConfig.from_dict({"model": model, **values})
+    base = read_settings({"model": model, **values})
     comparison = make_comparison(base, st.session_state[key(model, "param")], st.session_state[key(model, "values")])
     if "bf16" in (base.precision, *(comparison.values if comparison.param == "precision" else ())):
         native, reason = bf16_native(resolve_device("auto"))
@@ -217,27 +222,22 @@ def sidebar(model: str, _: Translator) -> None:
                     args=(model, MNIST_TRAIN_SIZE, MNIST_TEST_SIZE), width="stretch")
         if model == "mlp":
             first, second = st.columns(2)
-            first.selectbox(_("Activation 1"), ACTIVATIONS, key=key(model, "act1"), help=_("After hidden layer 1."))
-            second.selectbox(_("Activation 2"), ACTIVATIONS, key=key(model, "act2"), help=_("After hidden layer 2."))
+            first.selectbox(_("Activation 1"), ACTIVATIONS, key=key(model, "act1"), help=_("After hidden layer 1."),
+                            format_func=lambda v: _(option_label(v)))
+            second.selectbox(_("Activation 2"), ACTIVATIONS, key=key(model, "act2"), help=_("After hidden layer 2."),
+                             format_func=lambda v: _(option_label(v)))
         bf16, bf16_reason = bf16_native(resolve_device("auto"))
-        # The batch can be at most the training set: the widget's bound follows it, so it never holds a refused value.
-        train_size = st.session_state[key(model, "train_size")]
-        st.session_state[key(model, "batch_size")] = min(st.session_state[key(model, "batch_size")], train_size)
         for field in MODEL_FIELDS[model]:
-            label, kind, spec, help_text = FIELDS[field]
-            if kind == "select":
+            label, options, help_text = FIELDS[field]
+            if options:
                 off = field == "precision" and not bf16  # the option says why it is off
-                st.selectbox(_(label), spec, key=key(model, field), disabled=off,
-                             format_func=(lambda d: DATASET_INFO[d].title) if field == "dataset" else str,
+                st.selectbox(_(label), options, key=key(model, field), disabled=off,
+                             format_func=(lambda d: DATASET_INFO[d].title) if field == "dataset" else
+                             (lambda v: _(option_label(v))),
                              help=_("bf16 is off: {reason}.", reason=bf16_reason) if off else
                              (_(help_text) if help_text else None))
             else:
-                low, high, step, fmt = spec
-                if field == "batch_size":
-                    high = train_size
-                cast = int if kind == "int" else float
-                st.number_input(_(label), min_value=cast(low), max_value=cast(high), step=cast(step), format=fmt,
-                                key=key(model, field), help=_(help_text) if help_text else None)
+                st.text_input(_(label), key=key(model, field), help=_(help_text) if help_text else None)
 
 
 # -- the page --------------------------------------------------------------------------------------
@@ -261,6 +261,10 @@ def comparison_page(model: str) -> None:
         return
     try:
         comparison = read_sidebar(model)
+    except SettingsError as e:
+        for error in e.errors:
+            st.error(_("**Check the settings in the sidebar.** {error}", error=_.error(error)))
+        return
     except ConfigError as e:
         st.error(_("**Check the settings in the sidebar.** {error}", error=_.error(e)))
         return
@@ -320,19 +324,23 @@ def plan_section(model: str, comparison: Comparison, items: list[Entry], valid: 
     run_column, runs, cached, time_left = st.columns([2, 1, 1, 1])
     runs.metric(_("Runs"), plan.runs)
     cached.metric(_("Already cached"), _("{n} of {total}", n=plan.cached, total=plan.runs))
-    if plan.trainings == 0:
+    if not valid:
+        time_left.metric(_("Estimated time"), "–")
+    elif plan.trainings == 0:
         time_left.metric(_("Estimated time"), _("instant"))
     elif plan.seconds is None:
         time_left.metric(_("Estimated time"), _("unknown"))
     else:
-        time_left.metric(_("Estimated time"), _("≈ {duration}", duration=duration(plan.seconds)))
+        time_left.metric(_("Estimated time"), _("≈ {duration}", duration=_.duration(plan.seconds)))
     training = any(job.state in ACTIVE for job in jobs)
     allowed = may_train()
     clicked = run_column.button(
         _("Training…") if training else _("Run comparison"), type="primary", key=f"{model}.run",
         disabled=not valid or training or not allowed, width="stretch",
         help=None if allowed else _("Enter the class code in the sidebar to train."))
-    if plan.trainings == 0:
+    if not valid:
+        basis = _("Nothing to run: none of the values to try can be trained (see above).")
+    elif plan.trainings == 0:
         basis = _("Everything is cached.")
     elif plan.seconds is None:
         basis = _("No finished {model} run on this {device} to measure its speed from yet; the first run measures it.",
@@ -342,7 +350,9 @@ def plan_section(model: str, comparison: Comparison, items: list[Entry], valid: 
                   model=model.upper(), device=data.device.type)
     if plan.trainings and plan.trainings < plan.runs - plan.cached:
         basis += " " + _("An epochs comparison trains only its longest run; the shorter ones are its first epochs.")
-    st.caption(basis + " " + _("Training goes on while you change settings or visit other pages."))
+    if valid:
+        basis += " " + _("Training goes on while you change settings or visit other pages.")
+    st.caption(basis)
     for topic in FOR_PARAM.get(comparison.param, ()):
         if topic != "conv_size" or model != "cnn":  # the CNN's is beside the shape-flow table, just below
             concept_note(topic, _, None)
@@ -387,7 +397,7 @@ def ended_messages(jobs: list[Job], _: Translator) -> None:
         started = min(j.started or j.submitted for j in done)
         finished = max(j.finished or started for j in done)
         runs = sum(len(j.keys) for j in done)
-        st.success(_("Done: {runs} run(s) trained in {duration}.", runs=runs, duration=duration(finished - started)))
+        st.success(_("Done: {runs} run(s) trained in {duration}.", runs=runs, duration=_.duration(finished - started)))
 
 
 @st.fragment(run_every=WATCH_SECONDS)
@@ -406,7 +416,7 @@ def watcher(scope: str, keys: list[str], names: dict[str, str], model: str, para
                                     done=_.percent(overall, 0), n=len(jobs)))
         for job in jobs:
             values = ", ".join(names[k] for k in job.keys if k in names)
-            what = _("{setting} = {values}", setting=param_title, values=values) if values else job.config.describe()
+            what = _("{setting} = {values}", setting=param_title, values=values) if values else settings_text(job.config, _.lang)
             bar, cancel = st.columns([6, 1])
             bar.progress(job.progress, text=job_line(job, what))
             if me in job.watchers and job.state in ACTIVE:
@@ -458,10 +468,6 @@ def measured(config: RunConfig, _: Translator) -> str:
 def results_section(model: str, comparison: Comparison, items: list[Entry], results: list[RunResult | None],
                     jobs: list[Job], data, _: Translator) -> None:
     param_title = _(PARAM_TITLES.get(comparison.param, comparison.param))
-    trained_now = {k for job in jobs if job.state == "done" and job.trained for k in job.keys}
-    for run in results:
-        if run is not None and run.key in trained_now:
-            run.cached = False  # this session watched it train
     missing = [e.label for e, r in zip(items, results) if e.config is not None and r is None]
     if all(r is None for r in results):
         if missing and not any(job.state in ACTIVE for job in jobs):
@@ -517,14 +523,16 @@ def results_section(model: str, comparison: Comparison, items: list[Entry], resu
     st.subheader(_("Time"))
     by_key = {r.key: r for r in results if r is not None}
     timing = timing.assign(machine=[machine_label(by_key[k].machine, by_key[k].device, _) if k in by_key else ""
-                                    for k in timing["key"]])
-    st.dataframe(timing.drop(columns=["status", "key", "device", "trained_on"]), hide_index=True, width="stretch", column_config={
+                                    for k in timing["key"]],
+                           trained=[ago(t) for t in timing["created"]])  # true after a reload, and for anyone
+    st.dataframe(timing.drop(columns=["status", "key", "device", "trained_on", "created"]), hide_index=True,
+                 width="stretch", column_config={
         "value": param_title, "total_s": st.column_config.NumberColumn(_("total (s)"), format="%.1f"),
         "s_per_epoch": st.column_config.NumberColumn(_("s / epoch"), format="%.2f"),
         "steps_per_epoch": _("steps / epoch"),
         "samples_per_s": st.column_config.NumberColumn(_("images / s"), format="%d"),
         "batch_size": _("batch"), "machine": st.column_config.TextColumn(_("trained on"), width="large"),
-        "cached": st.column_config.CheckboxColumn(_("cached"))})
+        "trained": _("trained")})
     left, right = st.columns([3, 2])
     left.caption(_("Times are from when each run was trained, on the machine named (cached runs keep theirs). Each "
                    "epoch also scores {n} test images. Smaller batches take more steps per epoch, and each step has a "
@@ -564,13 +572,21 @@ def inspect_section(model: str, items: list[Entry], results: list[RunResult | No
         st.markdown(_("**Most confident mistakes** · {wrong} of {total} test images wrong ({right} right)",
                       wrong=_.number(wrong), total=_.number(int(report.confusion.sum())),
                       right=_.percent(report.accuracy)))
-        columns = st.columns(6)
         for n, mistake in enumerate(report.mistakes):
+            if n % MISTAKES_PER_ROW == 0:  # a row of its own: a caption that wraps further cannot push the next row
+                columns = st.columns(MISTAKES_PER_ROW)
             big = np.kron(mistake.image, np.ones((3, 3)))  # sharp pixels instead of the browser's blur
-            columns[n % 6].image(big, clamp=True, width="stretch",
-                                 caption=_("true {true} → {predicted} ({confidence})",
-                                           true=classes[mistake.true_label], predicted=classes[mistake.predicted],
-                                           confidence=_.percent(mistake.confidence, 0)))
+            columns[n % MISTAKES_PER_ROW].image(big, clamp=True, width="stretch",
+                                 caption=keep_words(_("true {true} → {predicted} ({confidence})",
+                                                      true=classes[mistake.true_label],
+                                                      predicted=classes[mistake.predicted],
+                                                      confidence=_.percent(mistake.confidence, 0))))
+        certain = sum(m.confidence >= SURE for m in report.mistakes)
+        if saturates(run.config) and certain * 2 > len(report.mistakes):
+            st.caption(_("{n} of these {total} mistakes read (almost) 100%: the seed's normal(0, 1) init makes this "
+                         "MLP's outputs so large that softmax saturates, so it is as sure of a wrong answer as of a "
+                         "right one (see the concept notes on softmax and weight init).", n=certain,
+                         total=len(report.mistakes)))
     with matrix:
         st.altair_chart(confusion_chart(confusion_table(report.confusion), classes, text=_), width="stretch")
     notebook_button(inspectable[choice], _)

@@ -16,7 +16,7 @@ from mnist_core import RunConfig
 from mnist_core.charts import probability_chart
 from mnist_core.compare import run_label
 from mnist_core.data import DATASETS
-from mnist_core.evaluate import best_runs, predict, probability_table
+from mnist_core.evaluate import SURE, best_runs, predict, probability_table, saturates
 from mnist_core.jobs import RequestRefused
 from mnist_core.notes import note
 from mnist_core.preprocess import ImageError, load_image_bytes, to_mnist
@@ -29,7 +29,6 @@ from app_pages.shared import entered_code
 STARTER = RunConfig(model="mlp", epochs=3)
 MODELS_PER_ROW = 4
 RUNS_KEY = "draw.cfg.runs"
-SURE = 0.995  # a model this sure of its answer reads "100%" (or "99%"): say why
 
 
 @st.fragment(run_every=1.0)
@@ -76,8 +75,8 @@ runs = [r for r in cache.list() if r.status == "ok" and r.final is not None]
 if not runs:
     service, cache_key = job_service(), cache.key_for(STARTER, data)
     jobs = remembered_jobs("draw.starter", [cache_key])
-    st.info(_("No trained model yet. Train the seed's MLP for a few epochs to start (about {seconds} s on a CPU), "
-              "or run a comparison on the MLP or CNN page.", seconds=STARTER.epochs * 2))
+    st.info(_("No trained model yet. Train the seed's MLP for a few epochs to start (about {duration} on a CPU), "
+              "or run a comparison on the MLP or CNN page.", duration=_.duration(STARTER.epochs * 2)))
     for job in jobs:
         if job.state == "failed":
             st.error(_("Training stopped with an error: {error}",
@@ -117,6 +116,9 @@ digit = to_mnist(image) if image is not None else None
 with seen:
     if problem:
         st.error(problem)
+    elif digit is None and upload is not None:
+        st.warning(_("No digit found in {name}: the picture shows no ink that stands out from its background. Write "
+                     "the digit darker, or crop the photo closer to it.", name=upload.name))
     elif digit is None:
         st.info(_("Draw a digit on the black square (or upload an image) and the models will say what they read."))
     else:
@@ -159,9 +161,13 @@ if digit is not None and chosen:
             if probs.max() >= SURE:
                 sure.append(run_key)
     if sure:
-        st.caption(_("{n} of {total} models give one class (almost) all of the probability. The seed's normal(0, 1) "
-                     "weight init makes a model that sure of every answer, right or wrong; the notes below say why.",
-                     n=len(sure), total=len(chosen)))
+        seed_init = [k for k in sure if saturates(known[k].config)]
+        why = (_("{n} of them use the seed's normal(0, 1) weight init, which makes an MLP that sure of every answer, "
+                 "right or wrong; the notes below say why.", n=len(seed_init)) if seed_init else
+               _("A model trained well can be that sure of a clear drawing; the notes below say when such certainty "
+                 "means little."))
+        st.caption(_("{n} of {total} models give one class (almost) all of the probability.", n=len(sure),
+                     total=len(chosen)) + " " + why)
     with st.expander(_("Why can a model be \"100% sure\"?"), expanded=bool(sure)):
         for topic in ("softmax", "init"):
             title, body = note(topic, _.lang)

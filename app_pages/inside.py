@@ -14,7 +14,8 @@ from mnist_core.data import denormalize
 from mnist_core.evaluate import probability_table
 from mnist_core.explain import (activation_histogram, as_input, capture, first_layer_filters, grid, hidden_stats,
                                 layer_picture, most_activated_units, shape_text)
-from mnist_core.explain_charts import activation_histogram_chart, share_frame, unit_share_chart
+from mnist_core.config import option_label
+from mnist_core.explain_charts import LAYER_NAMES, activation_histogram_chart, share_frame, unit_share_chart
 from mnist_core.i18n import N_
 from app_pages.shared import run_cache, tr, trained_model
 
@@ -23,7 +24,7 @@ CHANNEL_CHOICES = [4, 8, 16, 32, "all"]
 UNIT_CHOICES = [8, 16, 32, 64]
 BATCH = 1000  # test digits behind the activation statistics: enough for stable shares, a few ms for an MLP
 LAYER_NOTES = {"conv": N_("conv + ReLU"), "pool": N_("2×2 max-pool")}
-PICTURE_WIDTH = 360  # pixels: every run's picture of a layer the same size, so the rows line up
+PICTURE_WIDTH = 360  # pixels drawn: the browser shrinks a picture to its column rather than blurring it up
 FACTS = {"dead_units": N_("{share} dead"), "saturated_units": N_("{share} saturated"),
          "saturated_fraction": N_("{share} of outputs in a tail")}
 
@@ -53,8 +54,14 @@ def sharp(picture: np.ndarray) -> np.ndarray:
     return picture.repeat(k, 0).repeat(k, 1)
 
 
+def side_by_side(n: int) -> list:
+    """n equal columns, one per run, each picture filling its own (so the rows line up and captions never run
+    into the next run's); a single run takes half the width, not all of it."""
+    return st.columns(max(n, 2))[:n]
+
+
 def _headers(runs: list[str], labels: list[str]) -> None:
-    for column, label in zip(st.columns(len(runs)), labels):
+    for column, label in zip(side_by_side(len(runs)), labels):
         column.markdown(f"**{label}**")
 
 
@@ -72,7 +79,7 @@ def cnn_inside(runs: list[str], image: np.ndarray, labels: list[str] | None = No
     _headers(runs, labels)
     names = [n for n in seen[runs[0]].layers if n not in ("input", "flatten", "fc2")]
     for name in names:
-        for column, k in zip(st.columns(len(runs)), runs):
+        for column, k in zip(side_by_side(len(runs)), runs):
             maps = seen[k].layers[name][0]
             note = next((_(v) for prefix, v in LAYER_NOTES.items() if name.startswith(prefix)), "")
             what = _("{n} units + ReLU, drawn as a square", n=maps.size) if maps.ndim == 1 else note
@@ -81,8 +88,8 @@ def cnn_inside(runs: list[str], image: np.ndarray, labels: list[str] | None = No
                             shape=shape_text(maps.shape), what=what, top=top, n=len(maps))
             else:
                 caption = _("{layer} · {shape} ({what})", layer=name, shape=shape_text(maps.shape), what=what)
-            column.image(sharp(layer_picture(maps, top)), width=PICTURE_WIDTH, output_format="PNG", caption=caption)
-    for column, k in zip(st.columns(len(runs)), runs):
+            column.image(sharp(layer_picture(maps, top)), width="stretch", output_format="PNG", caption=caption)
+    for column, k in zip(side_by_side(len(runs)), runs):
         probs = seen[k].probabilities[0]
         names = [_(c) for c in run_classes(k)]
         column.altair_chart(probability_chart(probability_table(probs), classes=names, text=_,
@@ -90,9 +97,9 @@ def cnn_inside(runs: list[str], image: np.ndarray, labels: list[str] | None = No
                                                       answer=names[int(probs.argmax())])),
                             width="stretch")
     st.markdown(_("**The learned first-layer filters** (what each conv1 channel looks for)"))
-    for column, k in zip(st.columns(len(runs)), runs):
+    for column, k in zip(side_by_side(len(runs)), runs):
         filters = first_layer_filters(trained_model(k))
-        column.image(sharp(grid(filters)), width=PICTURE_WIDTH, output_format="PNG",
+        column.image(sharp(grid(filters)), width="stretch", output_format="PNG",
                      caption=_("conv1 filters · {shape}", shape=shape_text(filters.shape)))
 
 
@@ -106,12 +113,12 @@ def mlp_inside(runs: list[str], image: np.ndarray, data: MnistData, labels: list
     _headers(runs, labels)
     stats, histograms = {}, {}
     batch = data.test_x[:BATCH]
-    for column, label, k in zip(st.columns(len(runs)), labels, runs):
+    for column, label, k in zip(side_by_side(len(runs)), labels, runs):
         model = trained_model(k)
         units = most_activated_units(model, capture(model, as_input(image)), top=top)
         weights = first_layer_filters(model)[units["unit"].to_numpy()]
-        column.image(sharp(grid(weights)), width=PICTURE_WIDTH, output_format="PNG",
-                     caption=_("hidden1 weights of the {n} units this digit excites most, strongest first "
+        column.image(sharp(grid(weights)), width="stretch", output_format="PNG",
+                     caption=_("Hidden layer 1's weights of the {n} units this digit excites most, strongest first "
                                "(yellow: pixels that excite the unit, purple: pixels that calm it)", n=len(units)))
         over_batch = capture(model, batch)
         stats[label], histograms[label] = hidden_stats(over_batch), activation_histogram(over_batch)
@@ -119,11 +126,12 @@ def mlp_inside(runs: list[str], image: np.ndarray, data: MnistData, labels: list
                   "saturated: always in a flat tail, below 0.05 or above 0.95 (sigmoid), where almost no gradient "
                   "passes back", n=_.number(len(batch))))
     for layer in stats[labels[0]]["layer"]:
-        for column, label in zip(st.columns(len(runs)), labels):
+        for column, label in zip(side_by_side(len(runs)), labels):
             row = stats[label].set_index("layer").loc[layer]
             facts = [_(fact, share=_.percent(row[m], 0)) for m, fact in FACTS.items() if row[m] == row[m]]
             hist = histograms[label]
-            column.markdown(f"**{layer}** ({row['activation']}) · {', '.join(facts)}")
+            column.markdown(f"**{_(LAYER_NAMES.get(layer, layer))}** ({_(option_label(row['activation']))}) · "
+                            f"{', '.join(facts)}")
             column.altair_chart(activation_histogram_chart(hist[hist["layer"] == layer], text=_), width="stretch")
     st.altair_chart(unit_share_chart(share_frame(stats), text=_))
 

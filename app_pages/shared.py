@@ -166,18 +166,23 @@ def class_code_box() -> None:
 
 # -- jobs: submitting and watching -----------------------------------------------------------------
 
+JUST_TRAINED_SECONDS = 15 * 60  # a training that ended this recently is still news to whoever opens its comparison
+
+
 def remembered_jobs(scope: str, keys: Iterable[str]) -> list[Job]:
-    """The jobs this session started for `scope` (a comparison), and any active job of anyone that produces
-    one of `keys` (a link opened elsewhere finds the running job). Ids this server no longer knows
-    (it restarted) are dropped without a word."""
+    """The jobs this session started for `scope` (a comparison), and any job of anyone that produces one of
+    `keys` and is running, waiting or just trained them (a link opened elsewhere, or this page after a
+    reload, finds the training and says it was done). Ids this server no longer knows (it restarted) are
+    dropped without a word."""
     service = job_service()
     service.seen(owner())  # every watcher calls this each refresh: a watched job is not dropped as abandoned
     ids = st.session_state.get("lab.jobs", {}).get(scope, [])
     found = [job for job in (service.job(i) for i in ids) if job is not None]
     if len(found) != len(ids):
         remember(scope, found)
-    have = {job.id for job in found}
-    found += [job for job in service.jobs(active_only=True, keys=keys) if job.id not in have]
+    wanted, have, now = set(keys), {job.id for job in found}, time.time()
+    found += [job for job in service.jobs() if job.id not in have and wanted & set(job.keys) and (
+              job.state in ACTIVE or job.state == "done" and job.trained and now - job.finished < JUST_TRAINED_SECONDS)]
     return found
 
 
@@ -189,22 +194,7 @@ def ago(seconds_since: float | None) -> str:
     _ = tr()
     if seconds_since is None:
         return "–"
-    seconds = max(0, int(time.time() - seconds_since))
-    if seconds < 60:
-        return _("{s} s ago", s=seconds)
-    return _("{m} min {s} s ago", m=seconds // 60, s=seconds % 60)
-
-
-def duration(seconds: float | None) -> str:
-    _ = tr()
-    if seconds is None:
-        return _("unknown")
-    if seconds < 60:
-        return _("{s} s", s=max(1, round(seconds)))
-    minutes, rest = divmod(round(seconds), 60)
-    if minutes < 60:
-        return _("{m} min {s:02d} s", m=minutes, s=rest)
-    return _("{h} h {m:02d} min", h=minutes // 60, m=minutes % 60)
+    return _("{duration} ago", duration=_.duration(time.time() - seconds_since))
 
 
 STATE_TEXT = {"queued": N_("waiting"), "running": N_("training"), "done": N_("done"), "failed": N_("failed"),
@@ -219,14 +209,14 @@ def job_line(job: Job, what: str) -> str:
             return _("{what}: number {place} in line · asked {asked}", what=what, place=job.place or "?",
                      asked=ago(job.submitted))
         return _("{what}: number {place} in line · about {estimate} once it starts · asked {asked}",
-                 what=what, place=job.place or "?", estimate=duration(job.estimate_seconds), asked=ago(job.submitted))
+                 what=what, place=job.place or "?", estimate=_.duration(job.estimate_seconds), asked=ago(job.submitted))
     if job.state == "running":
         params = dict(what=what, epoch=max(job.epoch, 1), epochs=job.config.epochs, done=_.percent(job.progress, 0),
                       started=ago(job.started), where=worker_name(job))
         if job.estimate_seconds is None:  # the first run of this model on this device: it measures the speed
             return _("{what}: epoch {epoch} of {epochs} ({done}) · started {started} · on {where}", **params)
         return _("{what}: epoch {epoch} of {epochs} ({done}) · about {left} left · started {started} · on {where}",
-                 left=duration(job.estimate_seconds * (1 - job.progress)), **params)
+                 left=_.duration(job.estimate_seconds * (1 - job.progress)), **params)
     return _("{what}: {state}", what=what, state=_(STATE_TEXT[job.state]))
 
 
@@ -259,4 +249,4 @@ def test_set_report(key: str) -> EvaluationReport:
 
 __all__ = ["keep", "restore", "tr", "language", "language_switch", "dataset", "dataset_or_error", "hosting",
            "run_cache", "job_service", "owner", "entered_code", "may_train", "class_code_box", "remembered_jobs",
-           "remember", "job_line", "duration", "trained_model", "test_set_report", "ACTIVE"]
+           "remember", "ago", "job_line", "trained_model", "test_set_report", "ACTIVE"]

@@ -4,19 +4,16 @@ section's Train button is pressed; a section whose runs are not cached says what
 """
 from __future__ import annotations
 
-import json
-
 import streamlit as st
 
 from app_pages.shared import (ACTIVE, dataset_or_error, job_line, job_service, keep, may_train, owner, remember,
                               remembered_jobs, restore, run_cache, tr)
 from app_pages.shared import entered_code
-from mnist_core.i18n import N_
+from mnist_core.compare import settings_text
 from mnist_core.jobs import RequestRefused
 from mnist_core.report import TEXT as REPORT_TEXT, results_table, section_charts, to_html
-from mnist_core.study import SIZES, Section, build_study, missing_text
+from mnist_core.study import SIZE_NAMES, SIZES, Section, build_study, missing_text, seed_setting
 
-SIZE_NAMES = {"quick": N_("quick"), "full": N_("full")}
 
 
 def seed_block(section: Section) -> None:
@@ -24,8 +21,7 @@ def seed_block(section: Section) -> None:
     a, b = section.seed.lines
     with st.expander(_("{seed}: {section} (lines {a}–{b})", seed=_(REPORT_TEXT["seed"]), section=section.seed.section,
                        a=a, b=b), expanded=False):
-        st.markdown(_("{setting}: `{values}`", setting=_(REPORT_TEXT["setting"]),
-                      values=json.dumps(section.seed.setting, ensure_ascii=False)))
+        st.markdown(_("{setting}: {values}", setting=_(REPORT_TEXT["setting"]), values=seed_setting(section, _.lang)))
         paraphrase = (lambda q: "") if _.lang == "ko" else (lambda q: f" — {q.english}")
         quotes = [f"“{q.korean}” {_(REPORT_TEXT['line'], line=q.line)}{paraphrase(q)}" for q in section.seed.quotes]
         st.markdown("\n".join(f"- {q}" for q in quotes))
@@ -48,7 +44,7 @@ def section_watcher(name: str, keys: list[str]) -> None:
     if not any(job.state in ACTIVE for job in jobs):
         st.rerun()
     for job in jobs:
-        st.progress(job.progress, text=job_line(job, job.config.describe()))
+        st.progress(job.progress, text=job_line(job, settings_text(job.config, tr().lang)))
 
 
 def show_section(section: Section, data, cache) -> None:
@@ -91,8 +87,8 @@ def study_page() -> None:
     st.title(_(REPORT_TEXT["title"]))
     st.markdown(_("The blog post this lab grew from ran six experiments. Here they run again with this lab's engine: "
                   "for each, the post's setting and what it concluded, our runs, and what they show, computed from "
-                  "the runs. **quick** trains fewer images and epochs (minutes on 2 CPU cores); **full** is the "
-                  "post's settings."))
+                  "the runs. **{quick}** trains fewer images and epochs (minutes on 2 CPU cores); **{full}** is the "
+                  "post's settings.", quick=_(SIZE_NAMES["quick"]), full=_(SIZE_NAMES["full"])))
     if notice := st.session_state.pop("study.notice", None):
         st.error(notice)
     data = dataset_or_error()

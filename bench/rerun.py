@@ -111,7 +111,7 @@ def reruns(at: AppTest, n: int) -> list[float]:
     The first two are not counted: they fill Streamlit's resources (the models, the test-set reports)."""
     times = []
     for i in range(n + 2):
-        at.number_input(key="mlp.cfg.seed").set_value(PAGE_SEEDS[(i + 1) % 2])
+        at.text_input(key="mlp.cfg.seed").set_value(str(PAGE_SEEDS[(i + 1) % 2]))
         took = timed(at.run)
         assert not at.exception, at.exception
         assert at.get("vega_lite_chart"), "the rerun should draw the cached comparison's charts"

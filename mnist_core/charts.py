@@ -39,6 +39,7 @@ def _same(message: str) -> str:
 
 ACCURACY_METRICS = ("train_acc", "test_acc")
 HEIGHT = 300  # the whole chart; the plot area is about 220 px of it
+CONFUSION_HEIGHT = 420
 PROBABILITY_HEIGHT = 260  # ten rows of about 20 px: every digit label readable
 SCHEME = "tableau10"  # ten clearly different colours; the default blues make 0.1 and 0.01 look alike
 
@@ -88,7 +89,7 @@ def metric_chart(frame: pd.DataFrame, metric: str, *, log_scale: bool = False, l
         scale, axis = alt.Scale(domain=domain, clamp=True), alt.Axis(format=accuracy_format(domain), tickCount=5)
     else:
         scale = alt.Scale(type="log") if log_scale else alt.Scale(zero=False)
-        axis = alt.Axis(format="~g", tickCount=5)
+        axis = alt.Axis(format=".3~r", tickCount=5)  # one epoch's tick reads 0.811, not 0.811416; 2000, not 2e+3
     y = alt.Y(f"{metric}:Q", title=text(METRIC_TITLES[metric]), scale=scale, axis=axis)
     x = alt.X("epoch:Q", title=text(N_("epoch")), axis=alt.Axis(tickMinStep=1, format="d"))
     tooltip = [alt.Tooltip("series:N", title=legend_title), alt.Tooltip("epoch:Q", title=text(N_("epoch"))),
@@ -135,7 +136,7 @@ def timing_chart(frame: pd.DataFrame, legend_title: str = "value", text: Text = 
         color=alt.Color("series:N", sort=order, scale=alt.Scale(domain=order, scheme=SCHEME), legend=None),
         tooltip=[alt.Tooltip("value:N", title=legend_title), alt.Tooltip("s_per_epoch:Q", title=text(N_("s/epoch"))),
                  alt.Tooltip("steps_per_epoch:Q", title=text(N_("steps/epoch"))),
-                 alt.Tooltip("samples_per_s:Q", title=text(N_("images/s"))), alt.Tooltip("cached:N", title=text(N_("cached")))])
+                 alt.Tooltip("samples_per_s:Q", title=text(N_("images/s")))])
     return chart.properties(title=text(N_("Time per epoch (when it was trained)")), height=HEIGHT)
 
 
@@ -147,14 +148,17 @@ def confusion_chart(frame: pd.DataFrame, classes: list[str] | None = None, text:
         names = dict(enumerate(classes))
         frame = frame.assign(true=frame["true"].map(names), predicted=frame["predicted"].map(names))
     order = list(classes) if classes is not None else None
-    # Class names are long: slanted, every one shown (Vega would otherwise drop the ones that overlap).
+    # Class names are long: slanted, every one shown (Vega would otherwise drop the ones that overlap), each
+    # beside its own column (anchored at its end, so neighbours do not run into each other).
+    long_names = max(map(len, order or ["0"])) > 2
     x = alt.X("predicted:O", title=text(N_("Predicted class")), sort=order,
-              axis=alt.Axis(labelAngle=-40 if max(map(len, order or ["0"])) > 2 else 0, orient="top",
-                            labelOverlap=False))
+              axis=alt.Axis(labelAngle=-45 if long_names else 0, labelAlign="left" if long_names else "center",
+                            orient="top", labelOverlap=False, labelLimit=110))
     y = alt.Y("true:O", title=text(N_("True class")), sort=order)
     base = alt.Chart(frame).encode(x=x, y=y)
     cells = base.mark_rect().encode(
-        color=alt.Color("count:Q", title=text(N_("test images")), scale=alt.Scale(type="symlog", scheme="blues")),
+        color=alt.Color("count:Q", title=text(N_("test images")), scale=alt.Scale(type="symlog", scheme="blues"),
+                        legend=None),  # every cell writes its count: the matrix takes the legend's room
         tooltip=[alt.Tooltip("true:O", title=text(N_("True class"))),
                  alt.Tooltip("predicted:O", title=text(N_("Predicted class"))),
                  alt.Tooltip("count:Q", title=text(N_("test images")))])
@@ -162,7 +166,9 @@ def confusion_chart(frame: pd.DataFrame, classes: list[str] | None = None, text:
     counts = base.mark_text(fontSize=11).encode(
         text=alt.Text("count:Q"),
         color=alt.condition(alt.datum.count > threshold, alt.value("white"), alt.value("#333")))
-    return alt.layer(cells, counts).properties(title=text(N_("Confusion matrix (test set)")), width=360, height=360)
+    # As wide as its column (a discrete axis would otherwise take 20 px a class, small in a wide column).
+    return alt.layer(cells, counts).properties(title=text(N_("Confusion matrix (test set)")), width="container",
+                                               height=CONFUSION_HEIGHT)
 
 
 def probability_chart(frame: pd.DataFrame, title: str = "", classes: list[str] | tuple[str, ...] | None = None,

@@ -15,9 +15,10 @@ import pandas as pd
 
 from .cache import RunCache
 from .config import (FIELD_LABELS, FIELD_TYPES, label, MNIST_TEST_SIZE, MODELS, SWEEPABLE, ConfigError, RunConfig,
+                     option_label,
                      check_no_repeats, coerce, split_values)
 from .data import MnistData
-from .i18n import N_, Translator, gettext
+from .i18n import N_, Translator, format_percent, gettext
 from .models import multiply_adds, shape_flow
 from .sweep import plan
 from .train import RunResult
@@ -226,7 +227,7 @@ def final_frame(items: Sequence[Entry], results: Sequence[RunResult | None]) -> 
 
 
 TIMING_COLUMNS = ["value", "total_s", "s_per_epoch", "steps_per_epoch", "samples_per_s", "batch_size",
-                  "device", "trained_on", "cached", "status", "key"]
+                  "device", "trained_on", "created", "status", "key"]
 
 
 def machine_label(machine: Mapping[str, str], device: str = "", text: Translator | None = None) -> str:
@@ -256,7 +257,7 @@ def timing_frame(items: Sequence[Entry], results: Sequence[RunResult | None]) ->
                      "steps_per_epoch": result.steps_per_epoch,
                      "samples_per_s": round(result.config.train_size * epochs / trained) if epochs and trained else None,
                      "batch_size": result.config.batch_size, "device": result.device,
-                     "trained_on": machine_label(result.machine, result.device), "cached": result.cached,
+                     "trained_on": machine_label(result.machine, result.device), "created": result.created,
                      "status": result.status, "key": result.key})
     return pd.DataFrame(rows, columns=TIMING_COLUMNS)
 
@@ -316,18 +317,34 @@ def from_query_params(params: Mapping[str, Any], model: str | None = None) -> Co
     return make_comparison(base, clean[URL_PARAM].strip(), clean[URL_VALUES])
 
 
+def settings_text(config: RunConfig, lang: str = "en", epochs: int | None = None) -> str:
+    """A run's settings in one short line a student reads, in `lang`: the network, what sets this run apart, then
+    how it trained. Settings at their default (width 256, momentum 0, seed 777, fp32, ...) are left out, the others
+    come early, so that a narrow column still tells two runs apart; `epochs`: those it ran."""
+    _, c, default = Translator(lang), config, RunConfig(model=config.model)
+    if c.model == "mlp":
+        parts = [_(N_("MLP {activations}, {init} init"), init=_(option_label(c.init)),
+                   activations="/".join(_(option_label(a)) for a in c.activations))]
+        parts += [_(N_("{n} units per hidden layer"), n=c.hidden)] if c.hidden != default.hidden else []
+    else:
+        parts = [_(N_("CNN filter {size}, stride {stride}, padding {padding}"), size=c.kernel_size, stride=c.stride,
+                   padding=c.padding)]
+        parts += [_(option_label(c.conv_layers))] if c.conv_layers != default.conv_layers else []
+        parts += [_(N_("dropout keep {p}"), p=f"{c.keep_prob:g}")] if c.keep_prob != default.keep_prob else []
+    parts += [_(N_("seed {seed}"), seed=c.seed)] if c.seed != default.seed else []
+    parts += [_(option_label(c.precision))] if c.precision != default.precision else []
+    parts.append(_(N_("{optimizer} lr {lr}"), optimizer=_(option_label(c.optimizer)), lr=f"{c.lr:g}")
+                 + (_(N_(", momentum {m}"), m=f"{c.momentum:g}") if c.momentum != default.momentum else ""))
+    parts.append(_(N_("batch {batch}"), batch=_.number(c.batch_size)))
+    parts.append(_(N_("{epochs} ep on {images} images"), epochs=c.epochs if epochs is None else epochs,
+                   images=_.number(c.train_size)))
+    return " · ".join(parts)
+
+
 def run_label(run: RunResult, with_accuracy: bool = True, lang: str = "en") -> str:
     """A cached run in one short line, for pickers: what it is and how good it got, in `lang`."""
-    c = run.config
-    if c.model == "mlp":
-        arch = gettext(N_("MLP {activations}, {init} init"), lang, activations="/".join(c.activations), init=c.init)
-    else:
-        arch = gettext(N_("CNN filter {size}, stride {stride}, padding {padding}"), lang, size=c.kernel_size,
-                       stride=c.stride, padding=c.padding)
-    line = gettext(N_("{arch} · {optimizer} lr {lr} · batch {batch} · {epochs} ep on {images} images"), lang,
-                   arch=arch, optimizer=c.optimizer, lr=f"{c.lr:g}", batch=c.batch_size, epochs=len(run.epochs),
-                   images=f"{c.train_size:,}")
+    line = settings_text(run.config, lang, epochs=len(run.epochs))
     if with_accuracy:
         final = run.final
-        line += " · " + (f"{100 * final.test_acc:.1f}%" if final else gettext(N_("no epoch finished"), lang))
+        line += " · " + (format_percent(final.test_acc, lang) if final else gettext(N_("no epoch finished"), lang))
     return line + (" · " + gettext(N_("diverged"), lang) if run.status == "diverged" else "")

@@ -26,6 +26,7 @@ CONV_LAYERS = ("first", "all")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
+MIN_LR, MAX_LR = 0.000001, 10  # below 1e-6 nothing moves within any number of epochs; above 10 nothing is learned
 MAX_EPOCHS = 200  # the seed's longest run is 100; 200 leaves room without letting a typo run for days
 MNIST_TRAIN_SIZE = 60_000
 MNIST_TEST_SIZE = 10_000
@@ -33,6 +34,15 @@ MNIST_TEST_SIZE = 10_000
 
 class ConfigError(LabError, ValueError):
     """A config a run cannot be trained with; the message is meant for the student who typed it."""
+
+
+class SettingsError(ConfigError):
+    """Several settings that cannot be used, each with its own message (`errors`), so a page names them all."""
+
+    def __init__(self, errors: list[ConfigError]):
+        super().__init__(N_("{count} settings cannot be used: {errors}"), count=len(errors),
+                         errors=" ".join(str(e) for e in errors))
+        self.errors = errors
 
 
 # What each setting is called on screen (and in errors): the student never sees a field name.
@@ -50,6 +60,22 @@ FIELD_LABELS = {
 def label(name: str) -> Text:
     """A setting's name as the page shows it (translated where it is shown)."""
     return Text(FIELD_LABELS.get(name, name))
+
+
+# What each option of a choice is called on screen: the config keeps its value ("normal"), the student reads this.
+OPTION_LABELS = {
+    "relu": N_("ReLU"), "sigmoid": N_("sigmoid"), "tanh": N_("tanh"), "leaky_relu": N_("leaky ReLU"), "gelu": N_("GELU"),
+    "normal": N_("normal(0, 1)"), "xavier_uniform": N_("Xavier uniform"), "kaiming_uniform": N_("Kaiming uniform"),
+    "default": N_("PyTorch's default"),
+    "adam": N_("Adam"), "sgd": N_("SGD"), "rmsprop": N_("RMSprop"), "adamw": N_("AdamW"),
+    "first": N_("first conv layer only"), "all": N_("all three conv layers"),
+    "fp32": N_("fp32 (32-bit)"), "bf16": N_("bf16 (16-bit)"),
+}
+
+
+def option_label(value: str) -> Text:
+    """An option's name as the page shows it (translated where it is shown); a value without one as it is."""
+    return Text(OPTION_LABELS.get(value, value))
 
 
 @dataclass(frozen=True)
@@ -128,7 +154,7 @@ def coerce(name: str, value: Any) -> Any:
                 if not value.is_integer():
                     raise ValueError
                 return int(value)
-            return int(str(value).strip().replace("_", ""))
+            return int(str(value).strip().replace("_", "").replace(",", ""))  # "60,000" is 60000
         if kind in ("float", float):
             if isinstance(value, bool):
                 raise ValueError
@@ -176,12 +202,14 @@ def _validate(c: RunConfig) -> None:
     _choice("device", c.device, DEVICES)
     _check(isinstance(c.activations, tuple) and len(c.activations) == 2,
            N_("The MLP has two hidden layers, so give two activations (e.g. relu,sigmoid), got {value}."),
-           value=repr(c.activations))
+           value=",".join(map(str, c.activations)) if isinstance(c.activations, (tuple, list)) else c.activations)
     for act in c.activations:
         _choice("activation", act, ACTIVATIONS)
     _check(math.isfinite(c.lr) and c.lr > 0, N_("The learning rate must be a positive number, got {lr}."), lr=c.lr)
-    _check(c.lr <= 10, N_("A learning rate of {lr} is far too large to learn anything; use at most 10 "
-                          "(typical: 0.0001 to 0.1)."), lr=c.lr)
+    _check(c.lr >= MIN_LR, N_("A learning rate of {lr} is far too small to change anything; use at least {least:g} "
+                              "(typical: 0.0001 to 0.1)."), lr=c.lr, least=MIN_LR)
+    _check(c.lr <= MAX_LR, N_("A learning rate of {lr} is far too large to learn anything; use at most {most} "
+                              "(typical: 0.0001 to 0.1)."), lr=c.lr, most=MAX_LR)
     _check(math.isfinite(c.momentum) and 0 <= c.momentum < 1,
            N_("The momentum must be at least 0 and below 1, got {momentum}."), momentum=c.momentum)
     _check(1 <= c.epochs <= MAX_EPOCHS, N_("The number of epochs must be between 1 and {most}, got {epochs}."),
@@ -202,6 +230,21 @@ def _validate(c: RunConfig) -> None:
     _check(math.isfinite(c.keep_prob) and 0 < c.keep_prob <= 1,
            N_("The dropout keep probability must be above 0 and at most 1, got {keep}."), keep=c.keep_prob)
     _check(-(2**63) <= c.seed < 2**63, N_("The random seed must fit in 64 bits, got {seed}."), seed=c.seed)
+
+
+def read_settings(values: dict[str, Any]) -> RunConfig:
+    """A config from loosely typed settings (what a page's fields hold); SettingsError naming each setting that
+    cannot be used on its own, with its own message, else ConfigError for the first that conflicts with another."""
+    model = values.get("model", "mlp")
+    errors = []
+    for name, value in values.items():
+        try:
+            RunConfig.from_dict({"model": model, name: value})
+        except ConfigError as e:
+            errors.append(e)
+    if len(errors) > 1:
+        raise SettingsError(errors)
+    return RunConfig.from_dict(values)
 
 
 def measured_on(config: RunConfig) -> str:

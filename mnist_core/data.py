@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import os
 import socket
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +22,10 @@ import torch
 
 from . import config
 from .errors import DataNotFoundError
-from .i18n import N_, Text
+from .i18n import N_, Message, Text
 from .paths import CACHE_DIR
+
+log = logging.getLogger(__name__)
 
 # MNIST's own mean and std of the [0, 1] pixels of the training set. Fashion-MNIST uses them too (its own are
 # 0.286 and 0.353): one normalisation for every model keeps a drawing's preprocessing the same for all of them,
@@ -142,9 +146,13 @@ def _find_file(folder: Path, name: str) -> Path | None:
 def _read_idx(path: Path, magic: int, count: int) -> np.ndarray:
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
+        log.warning("cannot read %s: %r", path, e)  # the details are the operator's; the student reads why in words
+        reason = (N_("this server may not read it") if isinstance(e, PermissionError) else
+                  N_("it is damaged or cut short") if isinstance(e, (EOFError, gzip.BadGzipFile, zlib.error)) else
+                  N_("the system could not read it"))
         raise DataNotFoundError(N_("Cannot read {path}: {reason}. Replace it with a good copy of the file."),
-                                path=str(path), reason=str(e)) from None
+                                path=str(path), reason=Text(reason)) from None
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
     if len(raw) < header or int.from_bytes(raw[:4], "big") != magic:
@@ -175,12 +183,12 @@ def _read_folder(folder: Path) -> tuple[dict[str, np.ndarray], str]:
     return arrays, digest.hexdigest()
 
 
-def _not_found(dataset: Dataset, looked: list[str]) -> DataNotFoundError:
+def _not_found(dataset: Dataset, looked: Message) -> DataNotFoundError:
     return DataNotFoundError(
         N_("{title} was not found. Looked in: {looked}. Fix: set {env} to a folder with the four {title} files "
            "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
            "t10k-labels-idx1-ubyte.gz; .gz optional), e.g. {env}=../shared/data/{name}."),
-        title=Text(dataset.title), looked="; ".join(looked), env=dataset.env, name=Text(dataset.name))
+        title=Text(dataset.title), looked=looked, env=dataset.env, name=Text(dataset.name))
 
 
 def _download_with_torchvision(dataset: Dataset, root: Path) -> Path:
@@ -205,11 +213,11 @@ def locate(data_dir: str | Path | None = None, download: bool = True,
     folder = Path(data_dir).expanduser() if data_dir else data_dir_from_env(dataset)
     if folder is not None:
         if not folder.is_dir():
-            raise _not_found(spec, [f"{folder} (no such folder)"])
+            raise _not_found(spec, Message(N_("{folder} (no such folder)"), folder=str(folder)))
         try:
             arrays, digest = _read_folder(folder)
         except FileNotFoundError as e:
-            raise _not_found(spec, [f"{folder} (missing {e})"]) from None
+            raise _not_found(spec, Message(N_("{folder} (missing {files})"), folder=str(folder), files=str(e))) from None
         return arrays, digest, folder
     raw = DEFAULT_ROOT / spec.torchvision / "raw"
     try:
@@ -225,9 +233,10 @@ def locate(data_dir: str | Path | None = None, download: bool = True,
         except DataNotFoundError:
             raise
         except Exception as e:  # torchvision raises several kinds when offline; the student needs one message
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise _not_found(spec, [f"{spec.env} (not set)", f"{raw} (empty; download failed: {reason})"]) from None
-    raise _not_found(spec, [f"{spec.env} (not set)", f"{raw} (empty)"])
+            log.warning("downloading %s failed: %r", spec.title, e)  # the details are the operator's
+            raise _not_found(spec, Message(N_("{env} (not set); {folder} (empty, and downloading the files failed: "
+                                              "is this machine offline?)"), env=spec.env, folder=str(raw))) from None
+    raise _not_found(spec, Message(N_("{env} (not set); {folder} (empty)"), env=spec.env, folder=str(raw)))
 
 
 _loaded: dict[tuple[str, str, str], MnistData] = {}

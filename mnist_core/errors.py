@@ -14,3 +14,7 @@ class DeviceError(LabError, RuntimeError):
 
 class ImageError(LabError, ValueError):
     """An image that cannot be read; the message says why."""
+
+
+class ImageSizeError(ImageError):
+    """A readable image too large or too small to be a picture of one digit; the message gives its size."""

@@ -15,6 +15,15 @@ from .models import build_model
 from .train import EVAL_BATCH
 
 
+SURE = 0.995  # a model this sure of an answer reads "100%" (or "99%"): the page says why
+
+
+def saturates(config: RunConfig) -> bool:
+    """Whether the model starts from the seed's normal(0, 1) weights (an MLP's init; the CNN never uses it): its
+    outputs are so large that softmax saturates, and it is (almost) 100% sure of every answer, right or wrong."""
+    return config.model == "mlp" and config.init == "normal"
+
+
 def load_model(config: RunConfig, weights: dict[str, torch.Tensor], device: str = "cpu") -> nn.Module:
     model = build_model(config)
     model.load_state_dict(weights)

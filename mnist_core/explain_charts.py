@@ -11,6 +11,7 @@ from typing import Callable
 import altair as alt
 import pandas as pd
 
+from .config import option_label
 from .explain import SATURATION
 from .i18n import N_
 
@@ -18,6 +19,7 @@ HEIGHT = 180
 SHARE_TITLES = {"dead_units": N_("dead units (never positive)"),
                 "saturated_units": N_("saturated units (always in a tail)"),
                 "zero_fraction": N_("outputs exactly 0"), "saturated_fraction": N_("outputs in a flat tail")}
+LAYER_NAMES = {"hidden1": N_("hidden layer 1"), "hidden2": N_("hidden layer 2")}  # an MLP's layers, on screen
 Text = Callable[[str], str]  # a translator (i18n.Translator) or anything str -> str; English by default
 
 
@@ -28,7 +30,8 @@ def _same(message: str) -> str:
 def activation_histogram_chart(frame: pd.DataFrame, title: str = "", text: Text = _same) -> alt.Chart:
     """One hidden layer's histogram, rows (start, end, share, activation); the saturated tails are shaded."""
     activation = str(frame["activation"].iloc[0]) if len(frame) else ""
-    x = alt.X("start:Q", title=text(N_("output of {activation}")).format(activation=activation), bin="binned")
+    x = alt.X("start:Q", title=text(N_("output of {activation}")).format(activation=text(option_label(activation))),
+              bin="binned")
     bars = alt.Chart(frame).mark_bar(color="#4c78a8").encode(
         x=x, x2="end:Q", y=alt.Y("share:Q", title=text(N_("share of outputs")), axis=alt.Axis(format=".0%")),
         tooltip=[alt.Tooltip("start:Q", title=text(N_("from")), format=".3f"),
@@ -46,12 +49,13 @@ def activation_histogram_chart(frame: pd.DataFrame, title: str = "", text: Text 
 def unit_share_chart(frame: pd.DataFrame, text: Text = _same) -> alt.Chart:
     """Dead and saturated shares per run and hidden layer, rows (run, layer, measure, share): grouped bars."""
     order = list(dict.fromkeys(frame["run"].tolist()))
-    frame = frame.assign(measure=frame["measure"].map(lambda m: text(m)))
+    frame = frame.assign(measure=frame["measure"].map(lambda m: text(m)),
+                         layer=frame["layer"].map(lambda name: text(LAYER_NAMES.get(name, name))))
     return alt.Chart(frame).mark_bar().encode(
         x=alt.X("layer:N", title=None, axis=alt.Axis(labelAngle=0)),
         xOffset=alt.XOffset("run:N", sort=order),
         y=alt.Y("share:Q", title=text(N_("share")), scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
-        color=alt.Color("run:N", sort=order, scale=alt.Scale(domain=order, scheme="tableau10"),
+        color=alt.Color("run:N", title=text(N_("run")), sort=order, scale=alt.Scale(domain=order, scheme="tableau10"),
                         legend=alt.Legend(orient="bottom", columns=1, labelLimit=600)),
         column=alt.Column("measure:N", title=None, sort=[text(t) for t in SHARE_TITLES.values()]),
         tooltip=[alt.Tooltip("run:N", title=text(N_("run"))), alt.Tooltip("layer:N", title=text(N_("layer"))),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from .config import MNIST_TEST_SIZE, RunConfig
-from .i18n import N_, Message
+from .i18n import N_, Duration, Message
 from .results import RunResult
 
 # With no finished run of a model on this device to measure its speed from, a request is priced at this
@@ -80,8 +80,4 @@ class HostingLimits:
         return Message(N_("This comparison would train for about {about} ({runs} run(s) not in the cache yet); this "
                           "shared server allows {most} per request. Use fewer epochs, a smaller training set, a larger "
                           "batch size, or fewer values."),
-                       about=_duration(seconds), runs=len(to_train), most=_duration(self.max_request_seconds))
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+                       about=Duration(seconds), runs=len(to_train), most=Duration(self.max_request_seconds))

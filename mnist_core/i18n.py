@@ -43,6 +43,11 @@ class Text(str):
     `translate` shows it in the student's language too, where a plain str (what the student typed) stays."""
 
 
+class Duration(float):
+    """Seconds passed as a placeholder's value: shown as a duration in the student's language ("2 min 5 sec",
+    "2분 5초") wherever the text is shown, so a message made in the core reads right in either language."""
+
+
 @lru_cache(maxsize=None)
 def catalog(lang: str) -> _gettext.NullTranslations:
     """The language's translations (English: the texts as written)."""
@@ -62,11 +67,22 @@ def catalog(lang: str) -> _gettext.NullTranslations:
 
 def gettext(message: str, lang: str, **params: Any) -> str:
     """`message` in `lang`, with its named placeholders filled in (Text values translated too)."""
-    translations = catalog(normalize(lang))
-    text = translations.gettext(message)
-    if not params:
-        return text
-    return text.format(**{k: translations.gettext(v) if isinstance(v, Text) else v for k, v in params.items()})
+    text = catalog(normalize(lang)).gettext(message)
+    return fill(text, lang, params) if params else text
+
+
+def fill(text: str, lang: str, params: dict[str, Any]) -> str:
+    """`text` with its placeholders filled in, Text values translated, Duration values written out and Message
+    values (a part of a sentence made where the error is raised) filled in, all in `lang`."""
+    def shown(value: Any) -> Any:
+        if isinstance(value, Message):
+            return gettext(value.template, lang, **value.params)
+        if isinstance(value, Text):
+            return catalog(normalize(lang)).gettext(value)
+        if isinstance(value, Duration):
+            return format_duration(value, lang)
+        return value
+    return text.format(**{k: shown(v) for k, v in params.items()})
 
 
 def ngettext(singular: str, plural: str, n: int, lang: str, **params: Any) -> str:
@@ -95,6 +111,9 @@ class Translator:
 
     def percent(self, value: float | None, digits: int = 1) -> str:
         return format_percent(value, self.lang, digits)
+
+    def duration(self, seconds: float | None) -> str:
+        return format_duration(seconds, self.lang)
 
 
 def language_code(tag: str | None) -> str:
@@ -132,6 +151,30 @@ def format_percent(value: float | None, lang: str, digits: int = 1) -> str:
     return babel_percent(value, format=pattern, locale=normalize(lang))
 
 
+def format_duration(seconds: float | None, lang: str) -> str:
+    """A duration in the student's language, by Babel: its two largest units, rounded to whole seconds and at
+    least 1 s ("45 sec", "2 min 5 sec", "1 hr 3 min"; "45초", "2분 5초", "1시간 3분"); "unknown" for None."""
+    if seconds is None or seconds != seconds:
+        return gettext(N_("unknown"), lang)
+    from babel.dates import format_timedelta
+    left = max(1, round(seconds))
+    units = [(left // 3600, 3600, "hour"), (left % 3600 // 60, 60, "minute"), (left % 60, 1, "second")]
+    shown = [(n, size, unit) for n, size, unit in units if n][:2]
+    if len(shown) == 2 and shown[0][2] == "hour" and shown[1][2] == "second":
+        shown = shown[:1]  # "1 hr 4 sec": the seconds say nothing next to the hours
+    return " ".join(format_timedelta(n * size, granularity=unit, threshold=1, format="short", locale=normalize(lang))
+                    for n, size, unit in shown)
+
+
+def keep_words(text: str) -> str:
+    """`text` with its Hangul words kept whole where a narrow column wraps it (a WORD JOINER between syllables,
+    as CSS word-break: keep-all would): "예측" never splits into "예 / 측". Lines still break at spaces."""
+    return _HANGUL_PAIR.sub("\u2060", text)
+
+
+_HANGUL_PAIR = re.compile(r"(?<=[\uac00-\ud7a3])(?=[\uac00-\ud7a3])")
+
+
 # -- errors that a page translates ---------------------------------------------------------------
 
 class LabError(Exception):
@@ -143,7 +186,7 @@ class LabError(Exception):
     def __init__(self, template: str, **params: Any):
         if isinstance(template, Message):  # a message made where the error is not raised (hosting.check)
             template, params = template.template, {**template.params, **params}
-        super().__init__(template.format(**params) if params else template)
+        super().__init__(fill(template, DEFAULT_LANGUAGE, params) if params else template)
         self.template, self.params = template, params
 
 
@@ -154,7 +197,7 @@ class Message(str):
     params: dict[str, Any]
 
     def __new__(cls, template: str, **params: Any) -> "Message":
-        self = super().__new__(cls, template.format(**params) if params else template)
+        self = super().__new__(cls, fill(template, DEFAULT_LANGUAGE, params) if params else template)
         self.template, self.params = template, params
         return self
 

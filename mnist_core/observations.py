@@ -71,8 +71,15 @@ TEMPLATES: dict[str, str] = {
                           "{small_ms} ms): the seed's claim that one step takes the same time whatever the batch size "
                           "does not hold here. Likely reason: on a CPU a step's work grows with the batch; a GPU "
                           "leaves small batches idle."),
+    "same_step_fails_gpu": N_("A step at batch {big} takes {ratio}× the time of one at batch {small} ({big_ms} vs "
+                              "{small_ms} ms) on this GPU: the seed's claim that one step takes the same time whatever "
+                              "the batch size does not hold here. Likely reason: at batch {big} a step has enough work "
+                              "to keep this GPU busy, so its time grows with the batch."),
     "seed_own_steps": N_("The seed's own times do not show it either: batch {big}'s epoch took as long as batch "
                          "{mid}'s with {fewer}× fewer steps, so each of its steps took {ratio}× longer."),
+    "seed_own_steps_but": N_("The seed's own times do not bear its claim out, though: batch {big}'s epoch took as "
+                             "long as batch {mid}'s with {fewer}× fewer steps, so each of its steps took {ratio}× "
+                             "longer."),
     "bigger_faster": N_("Per epoch, batch {big} is {speedup}× faster than batch {small} ({big_s} vs {small_s} s); "
                         "the seed measured {seed_speedup}× (5:26 vs 15:53) on its GPU."),
     "bigger_not_faster": N_("Per epoch, batch {big} is not faster than batch {small} ({big_s} vs {small_s} s), "
@@ -87,6 +94,11 @@ TEMPLATES: dict[str, str] = {
     "shapes": N_("Values into the classifier (flatten): {items}."),
     "shape_item": N_("{name} {value}: {size:,} ({shape})"),
     "shapes_ratio": N_("{name} {small} hands the classifier {ratio}× fewer values than {name} {big}."),
+    "model_inputs": N_("Like the seed's CNN (4×4×128 = {seed_value} values, line 219), ours hands {ours} values to its "
+                       "classifier at {name} {value}: a property of the network's layers, the same before and after "
+                       "training."),
+    "model_inputs_differ": N_("The seed's CNN hands {seed_value} values to its classifier (line 219); ours at {name} "
+                              "{value} hands {ours}: the two networks' layers differ."),
     "speed": N_("{name} {fast} trains {ratio}× faster per epoch than {name} {slow} ({fast_s} vs {slow_s} s)."),
     "silent": N_("The seed shows only its pictures here (lost) and states no result; the numbers above are ours."),
     "seed_item": N_("{acc} (seed {seed})"),
@@ -94,11 +106,17 @@ TEMPLATES: dict[str, str] = {
     "many_epochs": N_("{n} epochs"),
 }
 
-# Why a seed's number may differ from ours: one per claim, chosen by the claim, never by the outcome.
+# Why a seed's number may differ from ours, as the repeats with other seeds show it (repeat_verdict).
 REASONS = {
-    "chaotic": N_("with the seed's normal(0, 1) init, lr 0.1 is chaotic: where it ends depends on the run's seed "
-                  "and the last bits of rounding (see the repeats)."),
-    "short": N_("our runs are shorter or use fewer training images than the seed's (see the scaling above)."),
+    "chance": N_("with the seed's normal(0, 1) init, lr 0.1 is chaotic: where it ends depends on the run's seed "
+                 "and the last bits of rounding (see the repeats)."),
+    "none": N_("none of our seeds collapsed at lr 0.1 (see the repeats), so the post's collapse is not reproduced "
+               "here; its run may differ in what the post does not state, such as its data loading or its "
+               "framework's version."),
+    "robust": N_("our seeds collapsed too (see the repeats), but each collapse ends at a loss and accuracy of its "
+                 "own."),
+    "untested": N_("the repeats with other seeds are not trained yet, so whether lr 0.1 fails by chance here is not "
+                   "known."),
 }
 
 
@@ -174,12 +192,28 @@ def failed_runs(metrics: pd.DataFrame, finals: pd.DataFrame, param: str, lang: s
     return out
 
 
+def _failed(finals: pd.DataFrame) -> int:
+    return int(((finals["test_acc"].fillna(0.0) < CHANCE) | (finals["status"] == "diverged")).sum())
+
+
+def repeat_verdict(finals: pd.DataFrame) -> str:
+    """What one value trained with several seeds shows: "robust" (all collapsed), "none" (none did and they end
+    close together), "chance" (some did, or the seed moves the result by more than SPREAD), "untested" (fewer than
+    two seeds trained: one run says nothing about chance)."""
+    if len(finals) < 2:
+        return "untested"
+    failed, accs = _failed(finals), finals["test_acc"].fillna(0.0)
+    if 0 < failed < len(finals) or (failed == 0 and accs.max() - accs.min() > SPREAD):
+        return "chance"
+    return "robust" if failed else "none"
+
+
 def repeats(finals: pd.DataFrame, param: str, value: str, lang: str = "en") -> list[str]:
     """One value trained with several seeds (rows: seed, test_acc, status): robust or chance?"""
-    if finals.empty:
+    if len(finals) < 2:
         return []
     accs = finals["test_acc"].fillna(0.0)
-    failed = int(((accs < CHANCE) | (finals["status"] == "diverged")).sum())
+    failed = _failed(finals)
     count = len(finals)
     listed = ", ".join(say(lang, "seed_item", acc=pct(a), seed=s) for s, a in zip(finals["seed"], accs))
     verdict = "repeats_robust" if failed == count else "repeats_none" if failed == 0 else "repeats_chance"
@@ -193,7 +227,8 @@ def repeats(finals: pd.DataFrame, param: str, value: str, lang: str = "en") -> l
 
 def seed_number(what: str, seed_value: float, ours: float, tolerance: float, reason: str, lang: str = "en",
                 fmt: str = "{:.2f}") -> list[str]:
-    """One of the seed's numbers against ours: agrees within `tolerance`, else says so and why."""
+    """One of the seed's numbers against ours: agrees within `tolerance`, else says so and why (`reason`: a key of
+    REASONS, chosen from the runs, e.g. repeat_verdict)."""
     values = dict(what=what, seed_value=fmt.format(seed_value), ours=fmt.format(ours))
     if abs(ours - seed_value) <= tolerance:
         return [say(lang, "seed_agrees", **values)]
@@ -238,8 +273,11 @@ def accuracy_gains(curve: pd.DataFrame, at_epochs: Sequence[int], lang: str = "e
 
 # -- batch size ------------------------------------------------------------------------------------
 
-def step_times(timing: pd.DataFrame, lang: str = "en") -> list[str]:
-    """Time per step and per epoch for each batch size, and the seed's 'same time per step' claim."""
+def step_times(timing: pd.DataFrame, lang: str = "en",
+               seed: tuple[dict[int, float], dict[int, int]] | None = None) -> list[str]:
+    """Time per step and per epoch for each batch size, and the seed's 'same time per step' claim, with the likely
+    reason for the device the runs trained on; `seed`: the seed's own (seconds, steps) per batch, read per step
+    after ours (seed_step_times)."""
     t = timing.dropna(subset=["s_per_epoch"]).sort_values("batch_size")
     if len(t) < 2:
         return []
@@ -249,16 +287,21 @@ def step_times(timing: pd.DataFrame, lang: str = "en") -> list[str]:
     small, big = t.iloc[0], t.iloc[-1]
     ratio = ms.iloc[-1] / ms.iloc[0]
     out = [say(lang, "step_times", items=items)]
-    if ratio <= SAME_TIME_RATIO:
+    held = ratio <= SAME_TIME_RATIO
+    if held:
         out.append(say(lang, "same_step_holds", big=big["batch_size"], small=small["batch_size"], ratio=f"{ratio:.1f}"))
     else:
-        out.append(say(lang, "same_step_fails", big=big["batch_size"], small=small["batch_size"], ratio=times(ratio),
-                       big_ms=f"{ms.iloc[-1]:.2f}", small_ms=f"{ms.iloc[0]:.2f}"))
-    return out
+        on_cpu = set(t["device"]) <= {"cpu"}
+        out.append(say(lang, "same_step_fails" if on_cpu else "same_step_fails_gpu", big=big["batch_size"],
+                       small=small["batch_size"], ratio=times(ratio), big_ms=f"{ms.iloc[-1]:.2f}",
+                       small_ms=f"{ms.iloc[0]:.2f}"))
+    return out + (seed_step_times(*seed, lang, ours_held=held) if seed else [])
 
 
-def seed_step_times(times_s: dict[int, float], steps: dict[int, int], lang: str = "en") -> list[str]:
-    """The seed's own batch timings read per step: its two largest batches."""
+def seed_step_times(times_s: dict[int, float], steps: dict[int, int], lang: str = "en",
+                    ours_held: bool = False) -> list[str]:
+    """The seed's own batch timings read per step: its two largest batches. `ours_held`: whether our runs bore the
+    claim out (then the seed's times contradict it; else they agree with ours)."""
     sizes = sorted(times_s)
     if len(sizes) < 2:
         return []
@@ -267,8 +310,8 @@ def seed_step_times(times_s: dict[int, float], steps: dict[int, int], lang: str 
     ratio = per_step[big] / per_step[mid]
     if ratio <= SAME_TIME_RATIO:
         return []
-    return [say(lang, "seed_own_steps", big=f"{big:,}", mid=mid, fewer=f"{steps[mid] / steps[big]:g}",
-                ratio=f"{ratio:.0f}")]
+    return [say(lang, "seed_own_steps_but" if ours_held else "seed_own_steps", big=f"{big:,}", mid=mid,
+                fewer=f"{steps[mid] / steps[big]:g}", ratio=f"{ratio:.0f}")]
 
 
 def batch_speed(timing: pd.DataFrame, seed_times: dict[int, float], lang: str = "en") -> list[str]:
@@ -339,6 +382,12 @@ def classifier_inputs(flows: dict[str, tuple[int, ...]], param: str, lang: str =
     if sizes[small] < sizes[big]:
         out.append(say(lang, "shapes_ratio", name=name, small=small, big=big, ratio=times(sizes[big] / sizes[small])))
     return out
+
+
+def model_inputs(seed_value: int, ours: int, param: str, value: str, lang: str = "en") -> list[str]:
+    """The seed's CNN's classifier inputs next to ours: a property of the layers (no run needed), not a result."""
+    return [say(lang, "model_inputs" if ours == seed_value else "model_inputs_differ", seed_value=f"{seed_value:,}",
+                ours=f"{ours:,}", name=_name(lang, param), value=value)]
 
 
 def speed(timing: pd.DataFrame, param: str, lang: str = "en") -> list[str]:

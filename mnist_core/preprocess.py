@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, UnidentifiedImageError
 
-from .errors import ImageError
+from .errors import ImageError, ImageSizeError
 from .i18n import N_
 
 INK_THRESHOLD = 0.1  # of the strongest ink: fainter pixels are background noise
 MIN_INK_PIXELS = 4   # fewer than this and there is no digit to read
 MAX_UPLOAD_PIXELS = 25_000_000  # a photo from a phone is ~12 MP; anything far bigger is not a digit to read
+MIN_UPLOAD_SIDE = 8  # pixels: a smaller image cannot hold a digit anyone could read (MNIST's are 20 in 28)
 MIN_CONTRAST = 0.04  # ink within 10 grey levels of the paper is not a digit anyone can see
 INK_OVER_NOISE = 6  # and ink must stand this many noise deviations clear of the paper
 NOISE_DEVIATIONS = 4  # paper pixels this far from the paper's level are rare enough to call ink
@@ -43,6 +44,8 @@ def load_image_bytes(data: bytes, name: str = "") -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as im:
             return _as_array(im)
+    except ImageSizeError:
+        raise  # readable, but not the size of a digit: its own message says so
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         if name:
             raise ImageError(N_("{name} is not an image that can be read; upload a PNG or JPEG of one digit."),
@@ -52,8 +55,12 @@ def load_image_bytes(data: bytes, name: str = "") -> np.ndarray:
 
 def _as_array(im: Image.Image) -> np.ndarray:
     if im.width * im.height > MAX_UPLOAD_PIXELS:
-        raise ImageError(N_("The image is {width}x{height} pixels, too large; crop it to the digit."),
-                         width=im.width, height=im.height)
+        raise ImageSizeError(N_("The image is {width}x{height} pixels, too large; crop it to the digit."),
+                             width=im.width, height=im.height)
+    if min(im.size) < MIN_UPLOAD_SIDE:
+        raise ImageSizeError(N_("The image is {width}x{height} pixels, too small to hold a digit; upload one at least "
+                                "{least} pixels on each side."), width=im.width, height=im.height,
+                             least=MIN_UPLOAD_SIDE)
     im.draft("L", (WORKING_SIZE, WORKING_SIZE))  # JPEGs decode straight at a reduced size
     im = im.convert("RGBA") if im.mode in ("RGBA", "LA", "P", "PA") else im.convert("L")
     if max(im.size) > WORKING_SIZE:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -15,13 +14,13 @@ import pandas as pd
 
 from .i18n import N_, Translator
 from .charts import final_accuracy_chart, metric_chart, series_order, timing_chart
-from .seed_claims import SOURCE
-from .study import Section, legend_title, missing_text
+from .seed_claims import AUTHOR, TITLE
+from .study import Section, legend_title, missing_text, seed_setting
 
 CHART_WIDTH = 340
 TEXT = {
     "title": N_("The seed's study, regenerated"), "question": N_("Question"), "seed": N_("The seed post"),
-    "where": N_("lines {a}–{b} of {source}, section “{section}”"), "setting": N_("Its setting"),
+    "where": N_("“{title}” by {author}, section “{section}” (lines {a}–{b})"), "setting": N_("Its setting"),
     "ours": N_("Our runs"), "observations": N_("What the runs show"),
     "nothing": N_("No run of this section is cached yet."),
     "intro": N_("Six experiments of the blog post, rerun with this lab's engine. Each section quotes the post "
@@ -127,7 +126,7 @@ def to_html(sections: Sequence[Section], lang: str = "en") -> str:
         body.append(f"<p><b>{_e(t['question'])}:</b> {_e(s.question)}</p>")
         body.append(f"<p class='scaling'>{_e(s.scaling)}</p>")
         body.append(f"<h3>{_e(t['seed'])}</h3><p class='where'>{_e(_where(s, lang))}</p>")
-        body.append(f"<p>{_e(t['setting'])}: <code>{_e(json.dumps(s.seed.setting, ensure_ascii=False))}</code></p><ul>")
+        body.append(f"<p>{_e(t['setting'])}: {_e(seed_setting(s, lang))}</p><ul>")
         for q in s.seed.quotes:
             english = "" if lang == "ko" else f" — {_e(q.english)}"
             where = text(lang)(TEXT["line"], line=q.line)
@@ -165,7 +164,7 @@ def _e(text: Any) -> str:
 
 def _where(s: Section, lang: str) -> str:
     a, b = s.seed.lines
-    return text(lang)(TEXT["where"], a=a, b=b, source=SOURCE, section=s.seed.section)
+    return text(lang)(TEXT["where"], a=a, b=b, title=TITLE, author=AUTHOR, section=s.seed.section)
 
 
 # -- Markdown --------------------------------------------------------------------------------------
@@ -179,7 +178,7 @@ def write_markdown(sections: Sequence[Section], path: Path, lang: str = "en") ->
     for s in sections:
         lines += [f"## {s.title}", "", f"**{t['question']}:** {s.question}", "", f"_{s.scaling}_", "",
                   f"### {t['seed']}", "", _where(s, lang), "",
-                  f"{t['setting']}: `{json.dumps(s.seed.setting, ensure_ascii=False)}`", ""]
+                  f"{t['setting']}: {seed_setting(s, lang)}", ""]
         lines += [f"- “{q.korean}” {text(lang)(TEXT['line'], line=q.line)}"
                   + ("" if lang == "ko" else f" — {q.english}") for q in s.seed.quotes]
         lines += ["", f"### {t['ours']}", ""]

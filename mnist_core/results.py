@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from .config import RunConfig
+from .i18n import N_
+
+STATUS_TEXT = {"ok": N_("finished"), "diverged": N_("diverged"), "cancelled": N_("cancelled")}  # a run's status, on screen
 
 ProgressFn = Callable[[int, float, dict[str, Any]], None]  # (epoch, fraction of the epoch, latest metrics)
 StopFn = Callable[[], bool]

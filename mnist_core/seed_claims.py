@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SOURCE = "../shared/seed/mlp-cnn-blog.txt"
+SOURCE = "../shared/seed/mlp-cnn-blog.txt"  # where this project keeps the post (for developers; never shown)
+TITLE, AUTHOR = "[PyTorch 실습] MLP, CNN", "Hyungseop Lee"  # the post as its readers know it (2023-04-06)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ SEED: dict[str, SeedExperiment] = {e.preset: e for e in [
         silent=True),
     SeedExperiment(
         "cnn-stride", "Hyper Parameter - stride", (239, 243),
-        {"values": [1, 5], "flatten": "4 * 4 * 128"},
+        {"values": [1, 5], "flatten": "4×4×128"},
         {"classifier_inputs_stride_1": 2048},
         (Quote(219, "L4 FC 4x4x128 inputs -> 625 outputs", "the seed's CNN hands 4×4×128 = 2,048 values to its classifier"),
          Quote(241, "stride = 1 / stride = 5", "stride 1 against 5; the post shows only pictures, no conclusion")),

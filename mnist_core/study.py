@@ -21,9 +21,9 @@ from . import observations as obs
 from .cache import RunCache
 from .compare import (PARAM_TITLES, Entry, Estimate, entries, estimate, final_frame, make_comparison, format_values,
                       metrics_frame, timing_frame)
-from .config import PRESETS, ConfigError, Preset, RunConfig
+from .config import FIELD_LABELS, PRESETS, ConfigError, Preset, RunConfig
 from .data import MnistData
-from .i18n import N_, Text, gettext
+from .i18n import N_, Duration, Text, gettext
 from .results import RunResult
 from .seed_claims import SEED, SeedExperiment
 
@@ -54,6 +54,7 @@ SIZES = {
         "cnn-filter": _QUICK_CNN,
     }),
 }
+SIZE_NAMES = {"quick": N_("quick"), "full": N_("full")}  # on screen
 _TINY = {"train_size": 300, "test_size": 100, "epochs": 2}
 TINY = StudySize("tiny", {p: _TINY for p in ORDER}, {"mlp-epochs": (1, 2), "mlp-batch": (10, 100, 300)},
                  extra_seeds=(1,))  # for the tests
@@ -71,11 +72,12 @@ TITLES = {  # per preset: the section's title and its question
 SCALING = N_("Scaled ({size}): {changes}.")
 SCALING_NONE = N_("Full size: the seed's settings as in the preset.")
 CHANGE = N_("{field} {before} → {after}")
-MISSING = N_("Not trained yet: {name} {values}. Training them would take {cost}.")
+MISSING = N_("Not trained yet: {name} {values}. Training them would take about {cost}.")
 MISSING_UNKNOWN = N_("Not trained yet: {name} {values}. No finished {model} run has measured this machine's speed "
                      "yet; the first run measures it.")
 FIELD_NAMES = {"train_size": N_("training images"), "test_size": N_("test images per epoch"), "epochs": N_("epochs"),
-               "values": N_("values")}
+               "values": N_("values"), "train_images": N_("training images"), "flatten": N_("values into the classifier"),
+               "device": N_("trained on")}
 
 
 @dataclass
@@ -177,7 +179,7 @@ def scaling_text(name: str, size: StudySize, lang: str) -> str:
                              after=format_values(preset.param, size.values[name])))
     if not parts:
         return gettext(SCALING_NONE, lang)
-    return gettext(SCALING, lang, size=size.name, changes="; ".join(parts))
+    return gettext(SCALING, lang, size=Text(SIZE_NAMES.get(size.name, size.name)), changes="; ".join(parts))
 
 
 def _number(v: Any) -> str:
@@ -222,6 +224,23 @@ def build_study(size: StudySize, data: MnistData, cache: RunCache, *, lang: str 
                           progress=on_section(name) if on_section else None) for name in presets]
 
 
+def seed_setting(section: Section, lang: str) -> str:
+    """What the post states of its setting, in words: "epochs 50 · batch size 100 · learning rate compared: 0.1, ..."."""
+    def name(key: str) -> Text:
+        return Text(FIELD_NAMES.get(key) or FIELD_LABELS.get(key, key))
+
+    def shown(value: Any) -> str:
+        return value.replace(",", "/") if isinstance(value, str) else _number(value)  # "sigmoid,relu": a pair
+
+    parts = [gettext(N_("{setting} {value}"), lang, setting=name(key), value=shown(value))
+             for key, value in section.seed.setting.items() if key != "values"]
+    compared = section.seed.setting.get("values")
+    if compared:
+        parts.append(gettext(N_("{setting} compared: {values}"), lang, setting=name(section.param),
+                             values=", ".join(shown(v) for v in compared)))
+    return " · ".join(parts)
+
+
 def missing_text(section: Section, lang: str) -> str:
     est = section.estimate
     if est is None or not section.missing:
@@ -232,13 +251,7 @@ def missing_text(section: Section, lang: str) -> str:
     what = dict(name=obs._name(lang, section.param), values=", ".join(missing))
     if est.seconds is None:
         return gettext(MISSING_UNKNOWN, lang, model=section.preset.base.model.upper(), **what)
-    return gettext(MISSING, lang, cost=_duration(est.seconds, lang), **what)
-
-
-def _duration(seconds: float, lang: str) -> str:
-    if seconds < 90:
-        return gettext(N_("about {s} s"), lang, s=f"{seconds:.0f}")
-    return gettext(N_("about {m} min"), lang, m=f"{seconds / 60:.0f}")
+    return gettext(MISSING, lang, cost=Duration(est.seconds), **what)
 
 
 # -- observations: which findings each experiment reports ------------------------------------------
@@ -253,19 +266,18 @@ def observe(section: Section, lang: str) -> list[str]:
         out += obs.repeats(section.repeat_frame(), param, label, lang)
         row = finals[finals["value"] == label]
         if len(row) and row["test_acc"].notna().all():
+            why = obs.repeat_verdict(section.repeat_frame())  # what the seeds show, not what we expect of lr 0.1
             out += obs.seed_number(gettext(N_("lr 0.1 accuracy"), lang), seed.numbers["lr_0.1_accuracy"],
-                                   float(row["test_acc"].iloc[0]), 0.05, "chaotic", lang)
+                                   float(row["test_acc"].iloc[0]), 0.05, why, lang)
             out += obs.seed_number(gettext(N_("lr 0.1 training loss"), lang), seed.numbers["lr_0.1_loss"],
-                                   float(row["train_loss"].iloc[0]), 0.05, "chaotic", lang)
+                                   float(row["train_loss"].iloc[0]), 0.05, why, lang)
     if name == "mlp-epochs" and len(metrics):
         longest = finals.sort_values("epochs").iloc[-1]["value"]
         curve = metrics[metrics["value"] == longest]
         out += obs.overfitting(curve, section.test_size, lang)
         out += obs.accuracy_gains(curve, [int(v) for v in section.preset.values], lang)
     if name == "mlp-batch":
-        steps = obs.step_times(timing, lang)
-        out += steps
-        out += [] if not steps else obs.seed_step_times(seed.numbers["times_s"], seed.numbers["steps_per_epoch"], lang)
+        out += obs.step_times(timing, lang, (seed.numbers["times_s"], seed.numbers["steps_per_epoch"]))
         out += obs.batch_speed(timing, seed.numbers["times_s"], lang)
         out += obs.batch_tradeoff(finals, timing, lang)
     if name == "mlp-activation":
@@ -276,9 +288,8 @@ def observe(section: Section, lang: str) -> list[str]:
                  for e in section.items if e.config is not None}
         out += obs.classifier_inputs(flows, param, lang)
         if (stride_1 := next((e.label for e in section.items if e.config.stride == 1 and e.config.kernel_size == 3), None)):
-            out += obs.seed_number(gettext(N_("classifier inputs of the seed's CNN"), lang),
-                                   seed.numbers.get("classifier_inputs_stride_1", 2048), math.prod(flows[stride_1]), 0,
-                                   "short", lang, fmt="{:,.0f}")
+            out += obs.model_inputs(SEED["cnn-stride"].numbers["classifier_inputs_stride_1"], math.prod(flows[stride_1]), param,
+                                    stride_1, lang)
         out += obs.speed(timing, param, lang)
     if seed.silent and len(metrics):
         out.append(obs.say(lang, "silent"))

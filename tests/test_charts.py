@@ -52,6 +52,13 @@ def test_the_log_toggle_sets_a_log_scale_on_losses_only():
     assert accuracy["encoding"]["y"]["axis"]["format"] == ".0%"
 
 
+def test_a_loss_axis_with_one_epoch_reads_a_short_number():
+    import vl_convert as vlc
+    one = metrics().query("epoch == 1 and value == '0.001'").assign(train_loss=0.811416)  # the live chart's first epoch
+    svg = vlc.vegalite_to_svg(metric_chart(one, "train_loss").properties(width=300).to_dict())
+    assert ">0.811<" in svg and "0.811416" not in svg
+
+
 def test_a_diverged_run_ends_in_a_labelled_cross():
     spec = metric_chart(metrics(diverged=True), "train_loss").to_dict()
     marks = [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"] for layer in spec["layer"]]
@@ -145,6 +152,7 @@ def test_confusion_heatmap_has_100_cells_on_a_symlog_scale():
     assert cells["mark"]["type"] == "rect"
     assert cells["encoding"]["color"]["scale"]["type"] == "symlog"
     assert {cells["encoding"]["x"]["field"], cells["encoding"]["y"]["field"]} == {"predicted", "true"}
+    assert spec["width"] == "container"  # as wide as the page's column, however wide
 
 
 def test_probability_bars_highlight_the_predicted_digit():

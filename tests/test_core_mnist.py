@@ -1,5 +1,6 @@
 """The engine on real MNIST (MNIST_DATA_DIR): the accuracies the seed and the lab code lead us to expect."""
 import gzip
+import re
 import math
 import shutil
 
@@ -66,6 +67,22 @@ def test_missing_or_broken_data_gives_one_clear_message(tmp_path, monkeypatch):
     (tmp_path / "train-images-idx3-ubyte").write_bytes(b"GIF89a")
     with pytest.raises(DataNotFoundError, match="not an MNIST-format file"):
         load_mnist("cpu")
+
+
+def test_a_damaged_file_is_named_in_words_not_in_the_exceptions_own_text(tmp_path, monkeypatch):
+    from mnist_core.i18n import translate
+    for name in FILES:
+        (tmp_path / f"{name}.gz").write_bytes(b"\x1f\x8b\x08\x00cut short")  # a gzip header, then nothing whole
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataNotFoundError) as caught:
+        load_mnist("cpu")
+    assert "it is damaged or cut short. Replace it with a good copy" in str(caught.value)
+    assert not re.search(r"Errno|Compressed file|gzip|EOF", str(caught.value).split(": ", 1)[1]), str(caught.value)
+    assert "손상" in translate(caught.value, "ko")
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(DataNotFoundError) as caught:
+        load_mnist("cpu")
+    assert "nowhere (no such folder)" in str(caught.value) and "폴더" in translate(caught.value, "ko")
 
 
 # -- the test images a run scores -----------------------------------------------------------------

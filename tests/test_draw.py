@@ -162,6 +162,48 @@ def test_a_file_that_is_not_an_image_gets_one_translated_sentence(draw_page):
     assert [e.value for e in at.error] == [expected]
 
 
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("size, english, korean", [
+    ((6000, 6000), "The image is 6000x6000 pixels, too large; crop it to the digit.", "너무 큽니다"),
+    ((1, 1), "The image is 1x1 pixels, too small to hold a digit; upload one at least 8 pixels on each side.",
+     "너무 작습니다"),
+])
+def test_an_image_of_the_wrong_size_is_told_its_size_not_that_it_cannot_be_read(draw_page, size, english, korean):
+    open_draw, _keys = draw_page
+    upload = ("digit.png", png_bytes(Image.new("L", size, 255)), "image/png")  # a valid PNG
+    at = open_draw()
+    at.file_uploader[0].set_value(upload).run()
+    assert [e.value for e in at.error] == [english]
+    at = open_draw("ko")
+    at.file_uploader[0].set_value(upload).run()
+    assert len(at.error) == 1 and korean in at.error[0].value and f"{size[0]}x{size[1]}" in at.error[0].value
+
+
+def test_a_blank_upload_is_told_no_digit_was_found(draw_page):
+    open_draw, _keys = draw_page
+    at = open_draw()
+    at.file_uploader[0].set_value(("blank.png", png_bytes(Image.new("L", (200, 200), 255)), "image/png")).run()
+    assert not at.error and any(w.value.startswith("No digit found in blank.png") for w in at.warning)
+
+
+def test_the_seeds_init_is_named_as_the_reason_for_certainty_only_for_models_that_use_it(draw_page, mnist):
+    open_draw, keys = draw_page
+    seven = next(i for i in range(100) if int(mnist.test_y[i]) == 7)
+    upload = ("seven.png", png_of(denormalize(mnist.test_x[seven, 0]).numpy()), "image/png")
+    for chosen, uses_it in (([keys["cnn"]], False), ([keys["mlp"]], True)):  # the CNN never uses that init
+        at = open_draw()
+        at.multiselect(key="draw.cfg.runs").set_value(chosen).run()
+        at.file_uploader[0].set_value(upload).run()
+        sure = [c.value for c in at.caption if "models give one class" in c.value]
+        named = [c for c in sure if "normal(0, 1) weight init" in c]
+        assert (named == sure) if uses_it else not named, sure
+
+
 def test_a_tall_seven_keeps_clear_of_the_frame_in_the_28x28_preview():
     # A canvas drawing (white strokes on black, 280x280 RGBA) of a "7" from the top to the bottom edge: its
     # mass is high, in the bar, so centring the mass alone would push the foot of the stem onto row 27.

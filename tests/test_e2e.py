@@ -350,13 +350,13 @@ def test_a_closed_tab_does_not_stop_its_training_and_a_classmate_watches_it(serv
     classmate.context.close()
 
 
-def test_the_draw_page_shows_inside_two_cnns_side_by_side(browser, mnist, tmp_path):
-    # A server of its own, whose cache holds just the seed's CNN at stride 1 and at stride 5 (trained here on
-    # 1,000 digits): the Draw page asks its newest runs, so these two are the ones shown side by side.
+def test_the_draw_page_shows_inside_three_cnns_side_by_side(browser, mnist, tmp_path):
+    # A server of its own, whose cache holds just the seed's CNN at stride 1, 2 and 5 (trained here on 1,000
+    # digits): the Draw page asks the best of each kind, so these three are the ones shown side by side.
     from mnist_core import RunCache, RunConfig, run_sweep
     with Server(tmp_path) as server:
         base = RunConfig(model="cnn", epochs=1, train_size=1000, test_size=100, seed=3)
-        run_sweep([base, base.replace(stride=5)], mnist, RunCache(server.cache_dir / "runs"))
+        run_sweep([base, base.replace(stride=2), base.replace(stride=5)], mnist, RunCache(server.cache_dir / "runs"))
         page = new_page(browser)
         page.goto(f"{server.url}/draw")
         settle(page)
@@ -375,6 +375,10 @@ def test_the_draw_page_shows_inside_two_cnns_side_by_side(browser, mnist, tmp_pa
         no_errors(page)
         for shape in ("conv1 · 32x28x28", "conv1 · 32x6x6", "pool3 · 128x4x4", "pool3 · 128x1x1"):
             assert page.get_by_text(shape).first.is_visible(), shape
+        # three runs' captions of one layer, each inside its own column: none runs into its neighbour
+        captions = [page.get_by_text(re.compile(rf"^conv1 · 32x{n}x{n} ")).first.bounding_box() for n in (28, 14, 6)]
+        for left, right in zip(captions, captions[1:]):
+            assert left["x"] + left["width"] <= right["x"], (left, right)
         # the side-by-side view only, into test-artifacts/ (the README's screenshots are refreshed elsewhere)
         page.set_viewport_size({"width": 1400, "height": 6000})
         page.wait_for_timeout(2000)

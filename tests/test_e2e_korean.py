@@ -71,6 +71,16 @@ def test_the_language_switch_keeps_korean_across_pages_and_in_the_link(browser, 
         settle(page)
         no_errors(page)
         assert page.get_by_role("heading", name="결과").is_visible()
+        # each mistake's caption wraps at spaces only: the two syllables of "예측" stay on one line
+        captions = page.get_by_text(re.compile(r"^정.?답 .+ → 예.?측")).all()[:6]
+        assert captions
+        for caption in captions:
+            lines = caption.evaluate("""e => { const w = document.createTreeWalker(e, NodeFilter.SHOW_TEXT); let n;
+                while ((n = w.nextNode())) { const i = n.data.indexOf("예\\u2060측"); if (i >= 0) {
+                    const r = document.createRange(); r.setStart(n, i); r.setEnd(n, i + 3);
+                    return new Set([...r.getClientRects()].filter(x => x.width > 0).map(x => Math.round(x.top))).size;
+                } } return -1; }""")
+            assert lines == 1, (caption.inner_text(), lines)
         shot(page, "mlp-ko", height=1400)
 
         classmate = new_page(browser)  # the shared link opens in Korean in a browser that never chose it

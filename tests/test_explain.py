@@ -19,6 +19,7 @@ from mnist_core.evaluate import load_model
 from mnist_core.explain import (activation_histogram, as_input, capture, first_layer_filters, grid, hidden_stats,
                                 layer_shapes, layer_stats, most_activated_units)
 from mnist_core.explain_charts import SHARE_TITLES, activation_histogram_chart, share_frame, unit_share_chart
+from mnist_core.i18n import Translator
 from mnist_core.models import build_model, shape_flow
 
 TINY_CNN = RunConfig(model="cnn", epochs=1, train_size=256, test_size=100, batch_size=32, seed=5)
@@ -244,6 +245,11 @@ def test_chart_builders_shade_the_sigmoid_tails_and_group_the_shares():
     spec = unit_share_chart(shares).to_dict()
     assert spec["encoding"]["xOffset"]["field"] == "run" and spec["encoding"]["column"]["field"] == "measure"
     assert spec["encoding"]["color"]["sort"] == ["sigmoid", "relu"]
+    korean = unit_share_chart(shares, text=Translator("ko")).to_dict()  # a Korean page's legend and layer names
+    assert korean["encoding"]["color"]["title"] == "실행"
+    assert {row["layer"] for row in rows_of(korean, korean)} == {"은닉층 1", "은닉층 2"}
+    axis = activation_histogram_chart(hidden1, text=Translator("ko")).to_dict()["layer"][1]["encoding"]["x"]["title"]
+    assert "시그모이드" in axis and "sigmoid" not in axis
 
 
 def rows_of(spec: dict, chart: dict) -> list[dict]:
@@ -280,12 +286,12 @@ def test_the_draw_page_shows_two_cnns_side_by_side_and_inside_the_mlps(tiny_runs
     assert any(c.startswith("conv1 · 32x6x6") for c in captions)
     assert any("16 most active of 32" in c for c in captions)
     assert sum(c.startswith("conv1 filters · 32x3x3") for c in captions) == 2
-    assert sum(c.startswith("hidden1 weights of the 16 units") for c in captions) == 2
+    assert sum(c.startswith("Hidden layer 1's weights of the 16 units") for c in captions) == 2
     titles = [json.loads(chart.proto.spec).get("title") for chart in at.get("vega_lite_chart")]
     assert sum(isinstance(t, str) and t.startswith("fc2 · 10 outputs") for t in titles) == 2
     notes = [m.value for m in at.markdown if m.value.startswith("**hidden")]
-    assert len(notes) == 4 and notes[0].startswith("**hidden1** (relu) · ") and "dead" in notes[0]
-    assert notes[1].startswith("**hidden1** (sigmoid) · ") and "saturated" in notes[1]
+    assert len(notes) == 4 and notes[0].startswith("**hidden layer 1** (ReLU) · ") and "dead" in notes[0]
+    assert notes[1].startswith("**hidden layer 1** (sigmoid) · ") and "saturated" in notes[1]
 
     at.select_slider(key="draw.cnn.top").set_value("all").run()
     captions = [c for image in at.get("image") for c in image.captions]
@@ -303,10 +309,10 @@ def test_a_cnn_stride_comparison_shows_inside_the_inspected_run_next_to_the_othe
     at = AppTest.from_file("../app.py", default_timeout=180)
     at.run()
     at.switch_page("app_pages/cnn.py").run()
-    at.number_input(key="cnn.cfg.train_size").set_value(200)
-    at.number_input(key="cnn.cfg.test_size").set_value(100)
-    at.number_input(key="cnn.cfg.epochs").set_value(1)
-    at.number_input(key="cnn.cfg.seed").set_value(41)
+    at.text_input(key="cnn.cfg.train_size").set_value("200")
+    at.text_input(key="cnn.cfg.test_size").set_value("100")
+    at.text_input(key="cnn.cfg.epochs").set_value("1")
+    at.text_input(key="cnn.cfg.seed").set_value("41")
     at.selectbox(key="cnn.cfg.param").set_value("stride").run()
     at.text_input(key="cnn.cfg.values").set_value("1, 5").run()
     at.button(key="cnn.run").click().run()  # the server's training service trains them; the page reruns after

@@ -36,7 +36,7 @@ def test_the_cap_is_seconds_from_this_devices_measured_speed():
     history = [_measured(small, 1.0)]
     assert limits.check([small.replace(train_size=60_000)], history) is None
     message = limits.check([small.replace(train_size=60_000, epochs=20)], history)
-    assert message and "about 117 s" in message and "allows 60 s" in message and "fewer epochs" in message
+    assert message and "about 1 min 57 sec" in message and "allows 1 min" in message and "fewer epochs" in message
     # the same request on a device measured twice as fast fits
     assert limits.check([small.replace(train_size=60_000, epochs=4)], [_measured(small, 0.5)]) is None
     # nothing measured for the CNN yet: priced at ASSUMED_IMAGES_PER_SECOND, a bound, not a refusal of all

@@ -1,12 +1,13 @@
 """Korean and English: the catalog covers every text in the code, translations keep their placeholders,
 and errors raised by the core read in the student's language."""
+import re
 from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
 
 from mnist_core.config import ConfigError, RunConfig
-from mnist_core.i18n import (LANGUAGES, LOCALES, Translator, extract, format_percent, pick_language, placeholders,
+from mnist_core.i18n import (LANGUAGES, LOCALES, Translator, extract, format_duration, format_percent, pick_language, placeholders,
                              translate)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,9 +79,17 @@ def test_a_refusal_of_the_shared_server_reads_in_korean():
     from mnist_core.hosting import HostingLimits
     from mnist_core.jobs import RequestRefused
     refusal = RequestRefused(HostingLimits(hosted=True, max_request_seconds=60).check([RunConfig(epochs=50)]))
-    assert str(refusal).startswith("This comparison would train for about") and "allows 60 s" in str(refusal)
+    assert str(refusal).startswith("This comparison would train for about") and "allows 1 min" in str(refusal)
     korean = translate(refusal, "ko")
-    assert "서버" in korean and "60 s" in korean and "comparison" not in korean
+    assert "서버" in korean and "1분" in korean and "comparison" not in korean
+    assert not re.search(r"\d (min|s|sec)\b", korean), korean  # no English units in a Korean sentence
+
+
+@pytest.mark.parametrize("seconds, en, ko", [(0.3, "1 sec", "1초"), (45, "45 sec", "45초"), (125, "2 min 5 sec", "2분 5초"),
+                                             (1800, "30 min", "30분"), (3725, "1 hr 2 min", "1시간 2분"),
+                                             (None, "unknown", "알 수 없음")])
+def test_durations_read_in_the_students_language(seconds, en, ko):
+    assert format_duration(seconds, "en") == en and Translator("ko").duration(seconds) == ko
 
 
 def test_a_failed_jobs_fixed_reasons_read_in_korean():

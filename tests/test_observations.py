@@ -99,9 +99,21 @@ def test_repeats_say_robust_or_chance():
 
 
 def test_seed_number_agrees_or_says_why_not():
-    assert "agrees" in obs.seed_number("lr 0.1 accuracy", 0.10, 0.103, 0.05, "chaotic")[0]
-    (no,) = obs.seed_number("lr 0.1 accuracy", 0.10, 0.45, 0.05, "chaotic")
+    assert "agrees" in obs.seed_number("lr 0.1 accuracy", 0.10, 0.103, 0.05, "chance")[0]
+    (no,) = obs.seed_number("lr 0.1 accuracy", 0.10, 0.45, 0.05, "chance")
     assert "0.10" in no and "0.45" in no and "does not hold here" in no and "normal(0, 1)" in no
+
+
+def test_the_reason_for_lr_0_1_follows_what_the_seeds_show():
+    frame = lambda accs: pd.DataFrame({"seed": range(len(accs)), "test_acc": accs, "status": ["ok"] * len(accs)})
+    assert obs.repeat_verdict(frame([.10, .80, .09])) == "chance"
+    assert obs.repeat_verdict(frame([.90, .50, .85])) == "chance"  # none collapsed, but the seed moves it 40 points
+    assert obs.repeat_verdict(frame([.10, .11])) == "robust"
+    assert obs.repeat_verdict(frame([.97])) == "untested" and obs.repeats(frame([.97]), "lr", "0.1") == []
+    none = frame([.97, .96, .97])  # today's contradiction: no seed collapsed, yet the reason said lr 0.1 is chaotic
+    assert obs.repeat_verdict(none) == "none"
+    (no,) = obs.seed_number("lr 0.1 accuracy", 0.10, 0.97, 0.05, obs.repeat_verdict(none))
+    assert "not reproduced" in no and "chaotic" not in no
 
 
 def test_an_overfitting_curve_is_found_where_test_loss_bottoms_out():
@@ -133,6 +145,19 @@ def test_step_time_growing_with_the_batch_breaks_the_seeds_claim():
     assert out[1].startswith("A step at batch 1000 takes 30× the time of one at batch 10 (30.00 vs 1.00 ms): the "
                              "seed's claim that one step takes the same time whatever the batch size does not hold here.")
     assert "성립하지 않는다" in obs.step_times(timing_of({10: 0.001, 1000: 0.030}), lang="ko")[1]
+    gpu = obs.step_times(timing_of({10: 0.001, 1000: 0.030}).assign(device="cuda"))
+    assert "does not hold here" in gpu[1] and "CPU" not in gpu[1] and "idle" not in gpu[1]  # the timing's own device
+
+
+SEED_TIMES = ({10: 953, 30: 502, 100: 326, 1000: 326}, {10: 6000, 30: 2000, 100: 600, 1000: 60})
+
+
+def test_the_seeds_own_times_are_read_against_our_verdict_not_appended_to_any():
+    fails = obs.step_times(timing_of({10: 0.001, 1000: 0.030}), seed=SEED_TIMES)
+    assert "does not hold here" in fails[1] and fails[2].startswith("The seed's own times do not show it either")
+    holds = obs.step_times(timing_of({10: 0.010, 1000: 0.012}), seed=SEED_TIMES)
+    assert "holds here" in holds[1] and "either" not in holds[2]
+    assert holds[2].startswith("The seed's own times do not bear its claim out, though")
 
 
 def test_step_time_flat_across_batches_confirms_the_seeds_claim():
@@ -178,6 +203,10 @@ def test_classifier_inputs_and_speed():
     out = obs.classifier_inputs({"1": (128, 4, 4), "5": (128, 1, 1)}, "stride")
     assert out == ["Values into the classifier (flatten): stride 1: 2,048 (128×4×4); stride 5: 128 (128×1×1).",
                    "stride 5 hands the classifier 16× fewer values than stride 1."]
+    (inputs,) = obs.model_inputs(2048, 2048, "stride", "1")  # the layers' property, not a result that agrees
+    assert inputs.startswith("Like the seed's CNN (4×4×128 = 2,048 values, line 219), ours hands 2,048 values to its "
+                             "classifier at stride 1") and "agrees" not in inputs and "shorter" not in inputs
+    assert "layers differ" in obs.model_inputs(2048, 1152, "kernel_size", "3")[0]
     timing = timing_of({1: 0.002, 5: 0.0005}, train_size=1000).assign(value=["1", "5"])
     assert obs.speed(timing, "stride") == ["stride 5 trains 20× faster per epoch than stride 1 (0.10 vs 2.00 s)."]
 

@@ -44,6 +44,16 @@ def test_without_training_every_section_says_what_is_missing_and_what_it_costs(m
     assert sections[0].missing[-1] == "lr=0.1 seed 1"  # the chaotic value's repeat
 
 
+def test_what_missing_runs_cost_reads_as_a_duration_in_the_students_language(mnist, tmp_path):
+    import dataclasses
+    from mnist_core.study import build_section, missing_text
+    section = build_section("mlp-lr", TINY, mnist, RunCache(tmp_path / "empty"))
+    section.estimate = dataclasses.replace(section.estimate, seconds=125.0)  # as if measured on this machine
+    assert missing_text(section, "en").endswith("Training them would take about 2 min 5 sec.")
+    korean = missing_text(section, "ko")
+    assert "약 2분 5초" in korean and not re.search(r"\d ?(min|sec|s)\b", korean), korean
+
+
 def test_the_tiny_study_trains_and_observes_every_section(trained, study_cache, mnist):
     assert [s.preset.name for s in trained] == list(ORDER)
     for s in trained:
@@ -57,6 +67,16 @@ def test_the_tiny_study_trains_and_observes_every_section(trained, study_cache, 
     assert any(o.startswith("Measured time per step") for o in by_name["mlp-batch"].observations)
     assert any("Values into the classifier (flatten): stride 1: 2,048 (128×4×4); stride 5: 128 (128×1×1)." == o
                for o in by_name["cnn-stride"].observations)
+    assert not any(o.startswith("The seed reports") for o in by_name["cnn-stride"].observations)  # not a result
+    assert any(o.startswith("Like the seed's CNN (4×4×128 = 2,048 values") for o in by_name["cnn-stride"].observations)
+    # the reason for lr 0.1 is the one its repeats show; the seed's own timings follow our verdict on them
+    from mnist_core import observations as obs
+    verdict = obs.repeat_verdict(by_name["mlp-lr"].repeat_frame())
+    disagree = [o for o in lr if "does not hold here" in o]
+    assert all(o.endswith(obs.gettext(obs.REASONS[verdict], "en")) for o in disagree)
+    batch = by_name["mlp-batch"].observations
+    held = any("holds here" in o for o in batch)
+    assert not (held and any("do not show it either" in o for o in batch))
     for s in trained:  # the tables the page shows: one column per name (Streamlit refuses duplicates)
         columns = list(results_table(s).columns)
         assert len(columns) == len(set(columns)) and columns[0] == legend_title(s.param), columns
@@ -101,6 +121,17 @@ def html_file(trained, tmp_path_factory):
     path = tmp_path_factory.mktemp("html") / "study.html"
     path.write_text(to_html(trained), encoding="utf-8")
     return path
+
+
+def test_html_names_the_post_and_its_settings_in_words(html_file, trained):
+    text = html_file.read_text()
+    assert "shared/seed" not in text and ".txt" not in text  # no developer's path
+    assert "“[PyTorch 실습] MLP, CNN” by Hyungseop Lee, section “Hyper Parameter - Learning Rate” (lines 51–86)" in text
+    assert "Its setting: epochs 50 · batch size 100 · learning rate compared: 0.1, 0.01, 0.001, 0.0001" in text
+    assert "{&quot;" not in text and '{"' not in text  # no raw JSON
+    korean = to_html(trained[3:5], "ko")
+    assert "비교한 활성화 함수: sigmoid/sigmoid, sigmoid/relu" in korean
+    assert "분류기에 들어가는 값 4×4×128" in korean and "작성자 Hyungseop Lee" in korean
 
 
 def test_html_is_self_contained(html_file):
@@ -149,7 +180,7 @@ def test_report_command_without_training_lists_what_is_missing(tmp_path):
     sections = json.loads(done.stdout)
     assert [s["preset"] for s in sections] == list(ORDER)
     assert sections[0]["missing"] == ["0.1", "0.01", "0.001", "0.0001", "lr=0.1 seed 1", "lr=0.1 seed 2"]
-    assert sections[0]["scaling"].startswith("축소 설정 (quick): 학습 이미지 60,000 → 10,000")
+    assert sections[0]["scaling"].startswith("축소 설정 (빠르게): 학습 이미지 60,000 → 10,000")
     assert sections[0]["runs"] == [] and sections[0]["observations"] == []
     assert sections[4]["observations"][0] == "분류기(flatten)로 들어가는 값의 수: 스트라이드 1: 2,048개 (128×4×4); 스트라이드 5: 128개 (128×1×1)."
     bad = subprocess.run([sys.executable, "-m", "mnist_core", "report", "--out", "study.pdf", "--no-train"], cwd=ROOT,

@@ -31,6 +31,9 @@ def test_study_page_with_nothing_cached_shows_costs_and_trains_nothing(tmp_path,
     assert not at.exception
     assert at.title[0].value == "원 글의 실험, 다시 돌리기"
     assert at.header[0].value == "MLP: 학습률" and at.warning[0].value.startswith("아직 학습하지 않음")
+    assert at.radio(key="study.size").options == ["원래 크기", "빠르게"] and at.radio(key="study.size").value == "quick"
+    assert not any("quick" in m.value or "full" in m.value for m in at.markdown)
+    assert any(c.value.startswith("축소 설정 (빠르게)") for c in at.caption)
 
 
 def test_study_page_shows_charts_tables_and_observations_of_cached_runs(tmp_path, monkeypatch, mnist):
