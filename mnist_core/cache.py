@@ -67,12 +67,6 @@ class NewerSchema(Exception):
     """The file was written by a newer version of this code: intact, but not ours to read or replace."""
 
 
-def read_metadata(path: Path) -> dict[str, str]:
-    """The `__metadata__` of a safetensors file, checked against the file's size (a cut or padded file fails)."""
-    with open(path, "rb") as f:
-        return _read_header(f, os.fstat(f.fileno()).st_size)
-
-
 def _read_header(f, size: int) -> dict[str, str]:
     """Parses and checks a safetensors header without torch: every tensor's bytes fit its dtype and
     shape, back to back, and end exactly where the file does. Raises CorruptEntry if not."""

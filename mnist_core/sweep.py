@@ -20,54 +20,54 @@ SweepProgressFn = Callable[[int, int, float, dict[str, Any]], None]  # (run inde
 
 
 @dataclass
-class Job:
-    """One training that serves one or more of the sweep's runs."""
+class Group:
+    """One training that serves one or more of the sweep's runs (an epoch-prefix group: the longest trains)."""
     config: RunConfig
     serves: list[int]  # indices into the sweep's configs
 
 
 def plan(configs: list[RunConfig], data: MnistData, cache: RunCache,
-         touch: bool = False) -> tuple[dict[int, RunResult], list[Job]]:
+         touch: bool = False) -> tuple[dict[int, RunResult], list[Group]]:
     """Splits a sweep into runs already cached and the trainings still needed (`touch`: the hits are
     being served, so their use counts for eviction; an estimate only looks)."""
     cached: dict[int, RunResult] = {}
-    groups: dict[RunConfig, list[int]] = {}
+    by_prefix: dict[RunConfig, list[int]] = {}
     for i, config in enumerate(configs):
         hit = cache.get(cache.key_for(config, data), touch=touch)
         if hit is not None:
             cached[i] = hit
         else:
-            groups.setdefault(config.replace(epochs=1), []).append(i)
-    jobs = []
-    for indices in groups.values():
+            by_prefix.setdefault(config.replace(epochs=1), []).append(i)
+    groups = []
+    for indices in by_prefix.values():
         longest = max(indices, key=lambda i: configs[i].epochs)
-        jobs.append(Job(configs[longest], sorted(indices, key=lambda i: configs[i].epochs)))
-    return cached, jobs
+        groups.append(Group(configs[longest], sorted(indices, key=lambda i: configs[i].epochs)))
+    return cached, groups
 
 
 def run_sweep(configs: list[RunConfig], data: MnistData, cache: RunCache, *,
               progress: SweepProgressFn | None = None, should_stop: StopFn | None = None,
               on_result: Callable[[int, RunResult], None] | None = None) -> list[RunResult | None]:
     """Results in the order of `configs` (None for runs not reached because of a stop)."""
-    cached, jobs = plan(configs, data, cache, touch=True)
+    cached, groups = plan(configs, data, cache, touch=True)
     results: list[RunResult | None] = [None] * len(configs)
     for i, hit in cached.items():
         results[i] = hit
         if on_result:
             on_result(i, hit)
-    for job in jobs:
+    for group in groups:
         if should_stop is not None and should_stop():
             break
-        snapshot_epochs = {configs[i].epochs for i in job.serves} - {job.config.epochs}
+        snapshot_epochs = {configs[i].epochs for i in group.serves} - {group.config.epochs}
 
-        def job_progress(epoch: int, fraction: float, metrics: dict[str, Any], serves=job.serves) -> None:
+        def job_progress(epoch: int, fraction: float, metrics: dict[str, Any], serves=group.serves) -> None:
             for i in serves:
                 if progress is not None and epoch <= configs[i].epochs:
                     progress(i, epoch, fraction, metrics)
 
-        longest = cache.get_or_train(job.config, data, progress=job_progress, should_stop=should_stop,
+        longest = cache.get_or_train(group.config, data, progress=job_progress, should_stop=should_stop,
                                      snapshot_epochs=snapshot_epochs, trainer=train_one)
-        for i in job.serves:
+        for i in group.serves:
             results[i] = _serve(configs[i], longest, data, cache)
             if on_result and results[i] is not None:
                 on_result(i, results[i])

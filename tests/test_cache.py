@@ -275,7 +275,9 @@ KILLED_WRITER = textwrap.dedent("""
 
     real_save = cache_module.save_file
     def save_and_hang(tensors, path, metadata):
-        Path(sys.argv[2]).write_text(path)  # tells the test the write starts, and where
+        told = Path(sys.argv[2] + ".part")
+        told.write_text(path)
+        told.rename(sys.argv[2])  # tells the test the write starts, and where (whole: the test polls for it)
         real_save(tensors, path, metadata)
         time.sleep(600)  # killed before the rename, whenever the kill lands
     cache_module.save_file = save_and_hang
