@@ -19,14 +19,12 @@ import torch  # noqa: E402
 
 from app_pages.shared import (class_code_box, dataset_or_error, job_service, language_switch,  # noqa: E402
                               owner, run_cache, tr)
+from app_pages.watcher import STATE_TEXT  # noqa: E402
 from mnist_core import resolve_device  # noqa: E402
 from mnist_core.compare import run_label, settings_text  # noqa: E402
 from mnist_core.data import DATASETS  # noqa: E402
 from mnist_core.explore import comparison_url  # noqa: E402
-from mnist_core.i18n import N_  # noqa: E402
 from mnist_core.results import STATUS_TEXT  # noqa: E402
-
-STATE_TEXT = {"queued": N_("waiting"), "running": N_("training")}
 
 
 def home() -> None:

@@ -5,7 +5,7 @@ cached, estimated time) with the Run button, the comparison's trainings while th
 results of the comparison the sidebar describes, read from the run cache.
 
 Run submits the configs to the server's training service and remembers the job ids under the
-comparison. A fragment that reruns every second watches them (progress per job and overall, the loss
+comparison. The job watcher (app_pages/watcher.py) shows them (progress per job and overall, the loss
 chart growing per epoch, place in line, estimate, Cancel for the owner); when they end it reruns the
 whole page, which then draws the results. Changing a widget, switching pages or closing the tab
 leaves the training alone; the same comparison shown again, or opened from its link by anyone,
@@ -38,15 +38,14 @@ from mnist_core.config import (ACTIVATIONS, CONV_LAYERS, DATASETS, INITS, MNIST_
 from mnist_core.data import DATASETS as DATASET_INFO
 from mnist_core.evaluate import SURE, confusion_table, saturates
 from mnist_core.i18n import N_, Translator, keep_words, markdown_literal
-from mnist_core.jobs import ACTIVE, Job, RequestRefused
+from mnist_core.jobs import ACTIVE, Job
 from mnist_core.notebook import zip_bytes
 from mnist_core.notes import FOR_PARAM, note
 from mnist_core.results import EpochMetrics, RunResult
 from mnist_core.train import bf16_native, resolve_device
 from app_pages.inside import inside_this_run
-from app_pages.shared import (ago, dataset_or_error, job_line, job_service, keep, may_train, owner, remember,
-                              remembered_jobs, restore, run_cache, test_set_report, tr)
-from app_pages.shared import entered_code
+from app_pages.shared import ago, dataset_or_error, keep, may_train, restore, run_cache, test_set_report, tr
+from app_pages.watcher import failed_block, remembered_jobs, submit, watcher
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,6 @@ QUICK_LOOK_TEST_SIZE = 2_000  # a quick CNN epoch would otherwise spend most of 
 PRESET_BUTTONS = {"mlp-lr": N_("Learning rate"), "mlp-epochs": N_("Epochs"), "mlp-batch": N_("Batch size"),
                   "mlp-activation": N_("Activations"), "cnn-stride": N_("Stride"), "cnn-filter": N_("Filter size")}
 MISTAKES_PER_ROW = 6
-WATCH_SECONDS = 2.0  # how often the watcher asks the service: live enough; each rerun of it costs the server time
 
 # The sidebar's widgets, per config field: (label, options, help). A field without options is typed as text and
 # read by the config (RunConfig.from_dict), which alone knows the bounds: whatever is typed reaches the page, and
@@ -298,7 +296,10 @@ def comparison_page(model: str) -> None:
         st.info(_("Everything was already in the cache: nothing to train."))
     ended_messages(jobs, _)
     if any(job.state in ACTIVE for job in jobs):
-        watcher(scope, keys, {k: e.label for e, k in zip(valid, keys)}, model, param_title)
+        names = {k: e.label for e, k in zip(valid, keys)}
+        watcher(scope, keys, functools.partial(job_what, names, param_title, _.lang),
+                overall=N_("Overall: {done} · {n} training(s) for this comparison"), cancel=True,
+                chart=functools.partial(live_chart, names=names, model=model, param_title=param_title))
     results_section(model, comparison, items, results, jobs, data, _)
 
 
@@ -363,18 +364,11 @@ def plan_section(model: str, comparison: Comparison, items: list[Entry], valid: 
             title, body = note("conv_size", _.lang)
             st.markdown(f"**{title}.** {body}")
     if clicked:
-        submit(scope, [e.config for e in valid], _)
-
-
-def submit(scope: str, configs: list[RunConfig], _: Translator) -> None:
-    try:
-        jobs = job_service().submit(configs, owner(), entered_code())
-    except RequestRefused as e:
-        st.error(_.error(e))
-        return
-    remember(scope, jobs)
-    st.session_state.setdefault("lab.asked", set()).add(scope)
-    st.rerun()  # from the top: the watcher shows the new jobs, the Run button says it is training
+        if refused := submit(scope, [e.config for e in valid]):
+            st.error(refused)
+            return
+        st.session_state.setdefault("lab.asked", set()).add(scope)
+        st.rerun()  # from the top: the watcher shows the new jobs, the Run button says it is training
 
 
 def concept_note(topic: str, _: Translator, finals) -> None:
@@ -385,51 +379,33 @@ def concept_note(topic: str, _: Translator, finals) -> None:
 
 def ended_messages(jobs: list[Job], _: Translator) -> None:
     """What became of this session's trainings of this comparison (until the next Run)."""
-    failed = [j for j in jobs if j.state == "failed"]
-    for job in failed:
-        st.error(_("A training of this comparison failed: {message}",
-                 message=_(job.message) if job.message else _("no reason given")))
+    failed_block(jobs, N_("A training of this comparison failed: {error}"))
     if any(j.state == "cancelled" for j in jobs):
         st.warning(_("Cancelled. Runs that had finished are kept in the cache; nothing of a cancelled training is "
                      "kept."))
     done = [j for j in jobs if j.state == "done"]
-    if done and not any(j.state in ACTIVE for j in jobs) and not failed:
+    if done and not any(j.state in ACTIVE for j in jobs) and not any(j.state == "failed" for j in jobs):
         started = min(j.started or j.submitted for j in done)
         finished = max(j.finished or started for j in done)
         runs = sum(len(j.keys) for j in done)
         st.success(_("Done: {runs} run(s) trained in {duration}.", runs=runs, duration=_.duration(finished - started)))
 
 
-@st.fragment(run_every=WATCH_SECONDS)
-def watcher(scope: str, keys: list[str], names: dict[str, str], model: str, param_title: str) -> None:
-    """The comparison's trainings, redrawn every second without rerunning the page; when they end, the
-    page reruns and draws the results."""
-    _ = tr()
-    jobs = remembered_jobs(scope, keys)
-    if not any(job.state in ACTIVE for job in jobs):
-        st.rerun()
-    service, me = job_service(), owner()
-    with st.container(border=True):
-        weights = [job.config.epochs for job in jobs]
-        overall = sum(job.progress * w for job, w in zip(jobs, weights)) / max(sum(weights), 1)
-        st.progress(overall, text=_("Overall: {done} · {n} training(s) for this comparison",
-                                    done=_.percent(overall, 0), n=len(jobs)))
-        for job in jobs:
-            values = ", ".join(names[k] for k in job.keys if k in names)
-            what = _("{setting} = {values}", setting=param_title, values=values) if values else settings_text(job.config, _.lang)
-            bar, cancel = st.columns([6, 1])
-            bar.progress(job.progress, text=job_line(job, what))
-            if me in job.watchers and job.state in ACTIVE:
-                if cancel.button(_("Cancel"), key=f"cancel.{job.id}", width="stretch"):
-                    service.cancel(job.id, me)
-                    st.rerun()
-            elif job.state in ACTIVE:
-                cancel.caption(_("started by someone else"))
-        frame = live_frame(jobs, names)
-        if len(frame):
-            log_scale = restore(f"{model}.view.log", model == "mlp")
-            st.vega_lite_chart(json.loads(live_spec(frame.to_csv(index=False), log_scale, param_title, _.lang)),
-                               width="stretch")
+def job_what(names: dict[str, str], param_title: str, lang: str, job: Job) -> str:
+    """A job's line in the watcher: the compared values it trains, else its settings."""
+    _, values = Translator(lang), ", ".join(names[k] for k in job.keys if k in names)
+    if values:
+        return _("{setting} = {values}", setting=param_title, values=values)
+    return settings_text(job.config, lang)
+
+
+def live_chart(jobs: list[Job], names: dict[str, str], model: str, param_title: str) -> None:
+    """The loss chart of the running jobs, growing epoch by epoch, below their lines in the watcher."""
+    frame = live_frame(jobs, names)
+    if len(frame):
+        log_scale = restore(f"{model}.view.log", model == "mlp")
+        st.vega_lite_chart(json.loads(live_spec(frame.to_csv(index=False), log_scale, param_title, tr().lang)),
+                           width="stretch")
 
 
 @functools.lru_cache(maxsize=256)

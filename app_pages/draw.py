@@ -17,29 +17,17 @@ from mnist_core.charts import probability_chart
 from mnist_core.compare import run_label
 from mnist_core.data import DATASETS
 from mnist_core.evaluate import SURE, best_runs, predict, probability_table, saturates
-from mnist_core.jobs import RequestRefused
 from mnist_core.notes import note
 from mnist_core.preprocess import ImageError, load_image_bytes, to_mnist
 from app_pages.inside import inside_section
-from app_pages.shared import (ACTIVE, dataset_or_error, job_line, job_service, keep, may_train, owner, remember,
-                              remembered_jobs, restore, run_cache, tr, trained_model)
-from app_pages.shared import entered_code
+from mnist_core.jobs import ACTIVE
+from app_pages.shared import dataset_or_error, keep, may_train, restore, run_cache, tr, trained_model
+from app_pages.watcher import failed_block, remembered_jobs, submit, watcher
 
 # The seed's MLP (N(0, 1) init, Adam, lr 0.001, batch 100) for a few epochs: under a minute on a laptop CPU.
 STARTER = RunConfig(model="mlp", epochs=3)
 MODELS_PER_ROW = 4
 RUNS_KEY = "draw.cfg.runs"
-
-
-@st.fragment(run_every=1.0)
-def starter_watcher(cache_key: str) -> None:
-    """The starter model's training (it goes on if the student leaves); the page reruns when it is done."""
-    _ = tr()
-    jobs = remembered_jobs("draw.starter", [cache_key])
-    if not any(job.state in ACTIVE for job in jobs):
-        st.rerun()
-    for job in jobs:
-        st.progress(job.progress, text=job_line(job, _("The seed's MLP")))
 
 
 def class_names(run_key: str, known: dict) -> list[str]:
@@ -73,21 +61,16 @@ cache = run_cache()
 runs = [r for r in cache.list() if r.status == "ok" and r.final is not None]
 
 if not runs:
-    service, cache_key = job_service(), cache.key_for(STARTER, data)
+    cache_key = cache.key_for(STARTER, data)
     jobs = remembered_jobs("draw.starter", [cache_key])
     st.info(_("No trained model yet. Train the seed's MLP for a few epochs to start (about {duration} on a CPU), "
               "or run a comparison on the MLP or CNN page.", duration=_.duration(STARTER.epochs * 2)))
-    for job in jobs:
-        if job.state == "failed":
-            st.error(_("Training stopped with an error: {error}",
-                     error=_(job.message) if job.message else _("no reason given")))
+    failed_block(jobs)
     if any(job.state in ACTIVE for job in jobs):
-        starter_watcher(cache_key)
+        watcher("draw.starter", [cache_key], lambda job: _("The seed's MLP"))
     elif st.button(_("Train a starter model"), type="primary", key="draw.train_starter", disabled=not may_train()):
-        try:
-            remember("draw.starter", service.submit([STARTER], owner(), entered_code()))
-        except RequestRefused as e:
-            st.error(_.error(e))
+        if refused := submit("draw.starter", [STARTER]):
+            st.error(refused)
             st.stop()
         st.rerun()
     st.stop()

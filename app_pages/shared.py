@@ -1,9 +1,6 @@
 """What every page shares: one training service, run cache and copy of each dataset per server process;
-who the visitor is; the language; widget values that survive switching pages; and the job watcher.
-
-Training never runs in a page script. Pages submit configs to the JobService (mnist_core.jobs) and
-watch its jobs from an `st.fragment` that reruns every second: changing a widget, switching pages,
-reloading or closing the tab leaves the training alone; Cancel withdraws only this student's request.
+who the visitor is; the language; widget values that survive switching pages. Trainings, as pages submit
+and watch them: app_pages/watcher.py.
 
 Not a page itself: app.py lists the pages with st.navigation, so this file is only imported.
 """
@@ -12,7 +9,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
-from typing import Any, Iterable
+from typing import Any
 
 import streamlit as st
 
@@ -21,8 +18,8 @@ from mnist_core.cache import check_key
 from mnist_core.data import DATASETS, load_dataset
 from mnist_core.evaluate import EvaluationReport, evaluate_test_set, load_model
 from mnist_core.hosting import HostingLimits
-from mnist_core.i18n import LANGUAGES, N_, Translator, pick_language
-from mnist_core.jobs import ACTIVE, Job, JobService, service_from_env
+from mnist_core.i18n import LANGUAGES, Translator, pick_language
+from mnist_core.jobs import JobService, service_from_env
 
 
 # -- widget values across pages --------------------------------------------------------------------
@@ -164,67 +161,13 @@ def class_code_box() -> None:
         st.sidebar.error(_("That is not this class's code."))
 
 
-# -- jobs: submitting and watching -----------------------------------------------------------------
-
-JUST_TRAINED_SECONDS = 15 * 60  # a training that ended this recently is still news to whoever opens its comparison
-
-
-def remembered_jobs(scope: str, keys: Iterable[str]) -> list[Job]:
-    """The jobs this session started for `scope` (a comparison), and any job of anyone that produces one of
-    `keys` and is running, waiting or just trained them (a link opened elsewhere, or this page after a
-    reload, finds the training and says it was done). Ids this server no longer knows (it restarted) are
-    dropped without a word."""
-    service = job_service()
-    service.seen(owner())  # every watcher calls this each refresh: a watched job is not dropped as abandoned
-    ids = st.session_state.get("lab.jobs", {}).get(scope, [])
-    found = [job for job in (service.job(i) for i in ids) if job is not None]
-    if len(found) != len(ids):
-        remember(scope, found)
-    wanted, have, now = set(keys), {job.id for job in found}, time.time()
-    found += [job for job in service.jobs() if job.id not in have and wanted & set(job.keys) and (
-              job.state in ACTIVE or job.state == "done" and job.trained and now - job.finished < JUST_TRAINED_SECONDS)]
-    return found
-
-
-def remember(scope: str, jobs: Iterable[Job]) -> None:
-    st.session_state.setdefault("lab.jobs", {})[scope] = [job.id for job in jobs]
-
+# -- time ------------------------------------------------------------------------------------------
 
 def ago(seconds_since: float | None) -> str:
     _ = tr()
     if seconds_since is None:
         return "–"
     return _("{duration} ago", duration=_.duration(time.time() - seconds_since))
-
-
-STATE_TEXT = {"queued": N_("waiting"), "running": N_("training"), "done": N_("done"), "failed": N_("failed"),
-              "cancelled": N_("cancelled")}
-
-
-def job_line(job: Job, what: str) -> str:
-    """One job in a sentence: what, state, place or progress, estimate, where (no names: anyone may read it)."""
-    _ = tr()
-    if job.state == "queued":
-        if job.estimate_seconds is None:
-            return _("{what}: number {place} in line · asked {asked}", what=what, place=job.place or "?",
-                     asked=ago(job.submitted))
-        return _("{what}: number {place} in line · about {estimate} once it starts · asked {asked}",
-                 what=what, place=job.place or "?", estimate=_.duration(job.estimate_seconds), asked=ago(job.submitted))
-    if job.state == "running":
-        params = dict(what=what, epoch=max(job.epoch, 1), epochs=job.config.epochs, done=_.percent(job.progress, 0),
-                      started=ago(job.started), where=worker_name(job))
-        if job.estimate_seconds is None:  # the first run of this model on this device: it measures the speed
-            return _("{what}: epoch {epoch} of {epochs} ({done}) · started {started} · on {where}", **params)
-        return _("{what}: epoch {epoch} of {epochs} ({done}) · about {left} left · started {started} · on {where}",
-                 left=_.duration(job.estimate_seconds * (1 - job.progress)), **params)
-    return _("{what}: {state}", what=what, state=_(STATE_TEXT[job.state]))
-
-
-def worker_name(job: Job) -> str:
-    _ = tr()
-    if job.worker in (None, "local"):
-        return _("this server ({device})", device=job.device)
-    return _("worker {address} ({device})", address=job.worker, device=job.device)
 
 
 # -- models of cached runs -------------------------------------------------------------------------
@@ -248,5 +191,5 @@ def test_set_report(key: str) -> EvaluationReport:
 
 
 __all__ = ["keep", "restore", "tr", "language", "language_switch", "dataset", "dataset_or_error", "hosting",
-           "run_cache", "job_service", "owner", "entered_code", "may_train", "class_code_box", "remembered_jobs",
-           "remember", "ago", "job_line", "trained_model", "test_set_report", "ACTIVE"]
+           "run_cache", "job_service", "owner", "entered_code", "may_train", "class_code_box", "ago",
+           "trained_model", "test_set_report"]

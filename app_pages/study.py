@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages.shared import (ACTIVE, dataset_or_error, job_line, job_service, keep, may_train, owner, remember,
-                              remembered_jobs, restore, run_cache, tr)
-from app_pages.shared import entered_code
+from app_pages.shared import dataset_or_error, keep, may_train, restore, run_cache, tr
+from app_pages.watcher import failed_block, remembered_jobs, submit, watcher
 from mnist_core.compare import settings_text
-from mnist_core.jobs import RequestRefused
+from mnist_core.jobs import ACTIVE
 from mnist_core.report import TEXT as REPORT_TEXT, results_table, section_charts, to_html
 from mnist_core.study import SIZE_NAMES, SIZES, Section, build_study, missing_text, seed_setting
 
@@ -30,21 +29,9 @@ def seed_block(section: Section) -> None:
 def train_section(section: Section) -> None:
     """Submits the section's runs to the server's training service; the watcher below shows them."""
     configs = [e.config for e in section.items + section.repeats]
-    try:
-        remember(f"study.{section.preset.name}", job_service().submit(configs, owner(), entered_code()))
-    except RequestRefused as e:
-        st.session_state["study.notice"] = tr().error(e)
+    if refused := submit(f"study.{section.preset.name}", configs):
+        st.session_state["study.notice"] = refused
     st.rerun()
-
-
-@st.fragment(run_every=1.0)
-def section_watcher(name: str, keys: list[str]) -> None:
-    """A section's trainings (they go on if the student leaves); the page reruns when they end."""
-    jobs = remembered_jobs(f"study.{name}", keys)
-    if not any(job.state in ACTIVE for job in jobs):
-        st.rerun()
-    for job in jobs:
-        st.progress(job.progress, text=job_line(job, settings_text(job.config, tr().lang)))
 
 
 def show_section(section: Section, data, cache) -> None:
@@ -58,12 +45,9 @@ def show_section(section: Section, data, cache) -> None:
         configs = [e.config for e in section.items + section.repeats]
         keys = [cache.key_for(c, data) for c in configs]
         jobs = remembered_jobs(f"study.{section.preset.name}", keys)
-        for job in jobs:
-            if job.state == "failed":
-                st.error(_("Training stopped with an error: {error}",
-                         error=_(job.message) if job.message else _("no reason given")))
+        failed_block(jobs)
         if any(job.state in ACTIVE for job in jobs):
-            section_watcher(section.preset.name, keys)
+            watcher(f"study.{section.preset.name}", keys, lambda job: settings_text(job.config, _.lang))
         elif st.button(_("Train this section"), key=f"study.train.{section.preset.name}", disabled=not may_train()):
             train_section(section)
     charts = section_charts(section, width=None)

@@ -3,7 +3,7 @@
     python bench/service_refresh.py     # a few seconds; no MNIST needed (synthetic data makes the keys)
 
 40 students have 8 jobs each waiting (320 queued; no slot free, so nothing trains and the figure is the
-service's alone). One refresh is what a page's watcher asks each time (app_pages/shared.remembered_jobs):
+service's alone). One refresh is what a page's watcher asks each time (app_pages/watcher.remembered_jobs):
 `seen(owner)`, `job(id)` for each of its 8 jobs, and `jobs(active_only=True, keys=...)` (a link opened
 elsewhere finds the running job). Two cases:
 
