@@ -51,7 +51,7 @@ from mnist_core.results import EpochMetrics, RunResult  # noqa: E402
 
 RESULTS = ROOT / "bench" / "rerun_results.json"
 TARGET_MS = 300
-# The MLP page's first view: the learning-rate preset's values on the quick-look config (comparison.py).
+# The MLP page's first view: the learning-rate preset's values on the quick-look config (comparison_sidebar.py).
 PAGE_BASE = RunConfig(model="mlp", train_size=5_000, test_size=2_000, epochs=3)
 PAGE_SEEDS = (PAGE_BASE.seed, PAGE_BASE.seed + 1)
 
