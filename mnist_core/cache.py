@@ -8,8 +8,7 @@ processes asking for the same uncached config train it once; the writer holds it
 
 Reading a run's metrics parses the header by hand and needs no torch, so `python -m mnist_core
 cache show KEY` answers in a fraction of a second; torch loads only for weights and training.
-Headers already parsed are remembered by (inode, size, mtime), so listing an unchanged cache (every
-page view does) costs one stat per entry.
+Headers already parsed are remembered, so listing an unchanged cache costs one stat per entry.
 
 Use is recorded (the file's mtime, for least-recently-used eviction) only when a run is served:
 `get(key, touch=True)`. Listing and planning only look. Eviction skips pinned runs (`pins.json`,
@@ -18,22 +17,28 @@ set by the operator with `cache pin`) and runs whose lock is held (being trained
 A read that fails for another reason than a damaged file (permissions, the file vanishing in a race,
 a file from a newer schema) is a miss that keeps the file. A damaged file is moved to `quarantine/`
 for the operator (`cache check`, the server log), never deleted.
+
+RunCache is the one door; its concerns live beside it: the file format and the index of parsed headers
+(cache_entries), the per-key locks and dead writers' temp files (cache_locks), the operator's pins
+(cache_pins), eviction, use and quarantine (cache_upkeep).
 """
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
-import re
 import tempfile
 from collections import deque
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from filelock import FileLock, Timeout
 
+from .cache_entries import (KEY_PATTERN, SCHEMA, SUFFIX, CorruptEntry, HeaderIndex, NewerSchema, UnknownRunError,
+                            check_key, entry_key)
+from .cache_locks import Cancelled, KeyLocks
+from .cache_pins import PINS, Pins
+from .cache_upkeep import QUARANTINE, evict, mark_used, quarantine, quarantined
 from .config import RunConfig, run_key
 from .paths import CACHE_DIR
 from .results import ProgressFn, RunResult, StopFn
@@ -41,88 +46,16 @@ from .results import ProgressFn, RunResult, StopFn
 if TYPE_CHECKING:
     from .data import MnistData
 
+# What callers import from here, whichever module of the cache defines it.
+__all__ = ["RunCache", "Cancelled", "CorruptEntry", "NewerSchema", "UnknownRunError", "check_key", "KEY_PATTERN",
+           "SUFFIX", "SCHEMA", "PINS", "QUARANTINE", "save_file"]
+
 log = logging.getLogger(__name__)
-KEY_PATTERN = re.compile(r"^(mlp|cnn)-[0-9a-f]{16}$")
-SUFFIX = ".safetensors"
-SCHEMA = 1  # of the stored metadata; a file with a higher number was written by a newer version
-QUARANTINE = "quarantine"
-PINS = "pins.json"
-DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
-
-
-class UnknownRunError(KeyError):
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class Cancelled(Exception):
-    """Raised when the caller asked to stop while waiting for another process's training."""
-
-
-class CorruptEntry(ValueError):
-    """The file is not a whole, well-formed entry for its key: cut short, garbage, or another run."""
-
-
-class NewerSchema(Exception):
-    """The file was written by a newer version of this code: intact, but not ours to read or replace."""
-
-
-def _read_header(f, size: int) -> dict[str, str]:
-    """Parses and checks a safetensors header without torch: every tensor's bytes fit its dtype and
-    shape, back to back, and end exactly where the file does. Raises CorruptEntry if not."""
-    try:
-        head = f.read(8)
-        if len(head) < 8:
-            raise ValueError("file too short")
-        length = int.from_bytes(head, "little")
-        if length > min(100_000_000, size - 8):
-            raise ValueError("header length out of range")
-        header = json.loads(f.read(length))
-        end = 0
-        for name, t in sorted(((n, t) for n, t in header.items() if n != "__metadata__"),
-                              key=lambda nt: nt[1]["data_offsets"][0]):
-            start, stop = (int(x) for x in t["data_offsets"])
-            if start != end or stop - start != math.prod(t["shape"]) * DTYPE_BYTES[t["dtype"]]:
-                raise ValueError(f"tensor {name} does not fit its place in the file")
-            end = stop
-        if 8 + length + end != size:
-            raise ValueError("file size does not match its header (cut short?)")
-        meta = header.get("__metadata__") or {}
-        if not isinstance(meta, dict):
-            raise ValueError("metadata is not a mapping")
-        return meta
-    except OSError:
-        raise
-    except Exception as e:  # json, key, type and value errors: all mean the bytes are not an entry
-        raise CorruptEntry(f"{type(e).__name__}: {e}") from e
 
 
 def save_file(tensors: dict[str, Any], path: str, metadata: dict[str, str]) -> None:
     from safetensors.torch import save_file as save  # torch loads only when weights are written
     save(tensors, path, metadata=metadata)
-
-
-def check_key(key: str) -> str:
-    """Keys come from users (CLI, URLs): only this exact shape is ever turned into a path."""
-    if not isinstance(key, str) or not KEY_PATTERN.match(key):
-        raise UnknownRunError(f"'{key}' is not a run key (keys look like mlp-0123456789abcdef; see 'cache list').")
-    return key
-
-
-def _signature(st: os.stat_result) -> tuple[int, int, int]:
-    return st.st_ino, st.st_size, st.st_mtime_ns
-
-
-def _copy(result: RunResult, **changes: Any) -> RunResult:
-    """A shallow copy (the index keeps its own; callers may set fields), faster than copy.copy."""
-    new = RunResult.__new__(RunResult)
-    new.__dict__ = {**result.__dict__, **changes}
-    return new
-
-
-def _temp_key(name: str) -> str:
-    """The key a temp file `.KEY.PID.random.tmp` was being written for."""
-    return name[1:].split(".", 1)[0]
 
 
 class RunCache:
@@ -131,8 +64,9 @@ class RunCache:
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self.problems: deque[str] = deque(maxlen=100)  # for the operator: what went wrong since this object was made
-        self._index: dict[str, tuple[tuple[int, int, int], RunResult]] = {}  # file name -> (signature, header)
-        self._locks: dict[str, FileLock] = {}
+        self.index = HeaderIndex()
+        self.locks = KeyLocks(self.root)
+        self.pins = Pins(self.root)
         self.clean_temps()
 
     def path(self, key: str) -> Path:
@@ -144,10 +78,7 @@ class RunCache:
         return run_key(config, data.data_id, data.device.type if config.device == "auto" else config.device)
 
     def lock(self, key: str) -> FileLock:
-        """The key's lock: one object per key and cache, re-entrant in the thread that holds it, so that
-        storing a run inside get_or_train_all takes it again without waiting for itself."""
-        lock = self._locks.get(key)
-        return lock if lock is not None else self._locks.setdefault(key, FileLock(str(self.root / f".{check_key(key)}.lock")))
+        return self.locks.lock(key)
 
     def _report(self, message: str) -> None:
         log.warning(message)
@@ -164,8 +95,8 @@ class RunCache:
         path = self.path(key)
         try:
             if touch:  # first, so that eviction sees it as the newest while it is read
-                self._touch(path)
-            result = self._load(path, key, weights)
+                mark_used(path)
+            result = self.index.load(path, key, weights)
         except FileNotFoundError:
             return None
         except CorruptEntry as e:
@@ -178,75 +109,12 @@ class RunCache:
         result.cached = True
         return result
 
-    @staticmethod
-    def _touch(path: Path) -> None:
-        try:
-            os.utime(path)
-        except FileNotFoundError:
-            raise
-        except OSError as e:  # someone else's file: still readable, just not marked as used
-            log.info("could not mark %s as used: %s", path.name, e)
-
-    def _load(self, path: Path, key: str, weights: bool, fresh: bool = False) -> RunResult:
-        """The entry at `path` (a copy: callers may change it). Everything is read through one open file,
-        so a writer replacing it meanwhile cannot make a whole entry look cut short."""
-        if not (weights or fresh):
-            known = self._index.get(path.name)
-            if known is not None and known[0] == _signature(os.stat(path)):
-                return _copy(known[1])
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            meta = _read_header(f, st.st_size)
-            try:
-                schema = int(meta.get("schema", 1))  # files from before the number was written are schema 1
-            except (TypeError, ValueError) as e:
-                raise CorruptEntry(f"schema {meta.get('schema')!r} is not a number") from e
-            if schema > SCHEMA:
-                raise NewerSchema(f"written with cache schema {schema}, this version reads {SCHEMA}")
-            try:
-                result = RunResult.from_json(json.loads(meta["run"]))
-            except Exception as e:
-                raise CorruptEntry(f"metadata unreadable ({type(e).__name__}: {e})") from e
-            if result.key != key:
-                raise CorruptEntry(f"the file holds run {result.key}")
-            self._index[path.name] = (_signature(st), _copy(result))
-            if weights:
-                from safetensors.torch import load  # safetensors: tensors only, never a pickle
-                f.seek(0)
-                try:
-                    result.weights = load(f.read())
-                except Exception as e:
-                    raise CorruptEntry(f"weights unreadable ({type(e).__name__}: {e})") from e
-        return result
-
     def _quarantine(self, path: Path, key: str, reason: str, weights: bool = False) -> Path | None:
-        """Moves a damaged entry aside for the operator, unless someone is writing the key right now (their
-        rename replaces it) or it was replaced since we read it."""
-        lock = self.lock(key)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            self._report(f"Cached run {key} looked damaged ({reason}) while another process was storing it; left in place.")
-            return None
-        try:
-            try:  # damaged still? (a writer may have replaced it before we locked)
-                self._load(path, key, weights=weights, fresh=True)
-                return None
-            except CorruptEntry:
-                pass
-            except (OSError, NewerSchema):
-                return None
-            folder = self.root / QUARANTINE
-            folder.mkdir(exist_ok=True)
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-            dest = folder / f"{stamp}-{key}{SUFFIX}"
-            os.replace(path, dest)
-            self._index.pop(path.name, None)
-            self._report(f"Cached run {key} was damaged ({reason}); moved to {dest} for inspection. "
-                         f"It will be retrained when asked for.")
-            return dest
-        finally:
-            lock.release()
+        dest = quarantine(path, key, reason, self.lock(key),
+                          lambda: self.index.load(path, key, weights=weights, fresh=True), self._report)
+        if dest is not None:
+            self.index.forget(path.name)
+        return dest
 
     def weights(self, key: str, touch: bool = True) -> dict[str, Any]:
         """A run's weights, to serve a prediction: records the use unless told not to."""
@@ -257,29 +125,25 @@ class RunCache:
 
     def entries(self) -> list[Path]:
         """Every entry's file (not temps, locks, pins or quarantine)."""
-        return [self.root / e.name for e in os.scandir(self.root)
-                if e.name.endswith(SUFFIX) and KEY_PATTERN.match(e.name[: -len(SUFFIX)])]
+        return [self.root / e.name for e in os.scandir(self.root) if entry_key(e.name)]
 
     def list(self) -> list[RunResult]:
         """Every readable entry, newest first (metrics only). Changes nothing on disk (except moving a
         damaged entry to quarantine); an unchanged entry costs one stat."""
-        runs, seen, index = [], set(), self._index
+        runs, seen = [], set()
         for entry in os.scandir(self.root):  # os and plain strings: pathlib would cost more than the stats
-            name = entry.name
-            if not (name.endswith(SUFFIX) and KEY_PATTERN.match(name[: -len(SUFFIX)])):
+            if (key := entry_key(entry.name)) is None:
                 continue
-            seen.add(name)
-            known = index.get(name)
+            seen.add(entry.name)
             try:
-                if known is not None and known[0] == _signature(entry.stat()):
-                    runs.append(_copy(known[1], cached=True))
+                if (known := self.index.unchanged(entry)) is not None:
+                    runs.append(known)
                     continue
             except FileNotFoundError:
                 continue
-            if (run := self.get(name[: -len(SUFFIX)])) is not None:
+            if (run := self.get(key)) is not None:
                 runs.append(run)
-        for name in set(index) - seen:  # gone: evicted, or removed by hand
-            index.pop(name, None)
+        self.index.keep_only(seen)
         return sorted(runs, key=lambda r: r.created, reverse=True)
 
     def size_bytes(self) -> int:
@@ -295,30 +159,13 @@ class RunCache:
     # -- pins ----------------------------------------------------------------------------------
     def pinned(self) -> set[str]:
         """The keys the operator pinned (never evicted). Raises ValueError if the pins file is damaged."""
-        try:
-            data = json.loads((self.root / PINS).read_text())
-        except FileNotFoundError:
-            return set()
-        keys = data.get("pinned") if isinstance(data, dict) else None
-        if not isinstance(keys, list) or not all(isinstance(k, str) and KEY_PATTERN.match(k) for k in keys):
-            raise ValueError(f"{self.root / PINS} is not a list of run keys")
-        return set(keys)
+        return self.pins.read()
 
     def pin(self, keys: Iterable[str]) -> set[str]:
-        return self._change_pins(lambda pins: pins | {check_key(k) for k in keys})
+        return self.pins.change(lambda pins: pins | {check_key(k) for k in keys})
 
     def unpin(self, keys: Iterable[str]) -> set[str]:
-        return self._change_pins(lambda pins: pins - {check_key(k) for k in keys})
-
-    def _change_pins(self, change: Callable[[set[str]], set[str]]) -> set[str]:
-        with FileLock(str(self.root / f".{PINS}.lock")):
-            pins = change(self.pinned())
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{PINS}.", suffix=".part")
-            with os.fdopen(fd, "w") as f:
-                json.dump({"pinned": sorted(pins)}, f, indent=1)
-            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the pins from other operators
-            os.replace(tmp, self.root / PINS)
-        return pins
+        return self.pins.change(lambda pins: pins - {check_key(k) for k in keys})
 
     # -- writing -------------------------------------------------------------------------------
     def put(self, result: RunResult) -> bool:
@@ -340,7 +187,7 @@ class RunCache:
             return False
         try:
             try:
-                self._load(path, result.key, weights=False, fresh=True)
+                self.index.load(path, result.key, weights=False, fresh=True)
             except CorruptEntry as e:
                 self._quarantine(path, result.key, str(e))
             except FileNotFoundError:
@@ -364,28 +211,8 @@ class RunCache:
         return True
 
     def clean_temps(self) -> list[str]:
-        """Removes temp files left by writers that died mid-write (a writer holds its key's lock until its
-        rename; a free lock means nobody will finish that file). Returns their names."""
-        removed = []
-        for tmp in self.root.glob(".*.tmp"):
-            key = _temp_key(tmp.name)
-            if not KEY_PATTERN.match(key):
-                continue
-            lock = self.lock(key)
-            if lock.is_locked:  # this thread is writing it
-                continue
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                continue  # a live writer: its file stays
-            try:
-                tmp.unlink(missing_ok=True)
-                removed.append(tmp.name)
-            finally:
-                lock.release()
-        if removed:
-            log.info("removed %d temp file(s) left by interrupted writes: %s", len(removed), ", ".join(removed))
-        return removed
+        """Removes temp files left by writers that died mid-write; returns their names."""
+        return self.locks.clean_temps()
 
     def evict(self) -> list[str]:
         """Removes least-recently-used entries until the cache fits `max_bytes`; returns their keys.
@@ -397,33 +224,7 @@ class RunCache:
         except (OSError, ValueError) as e:
             self._report(f"Nothing evicted: the pins file could not be read ({e}).")
             return []
-        entries = []
-        for path in self.entries():
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                continue
-            entries.append((st.st_mtime_ns, st.st_size, path))
-        entries.sort()
-        total, removed = sum(size for _, size, _ in entries), []
-        for _, size, path in entries[:-1]:  # the newest entry stays, even alone over the cap
-            if total <= self.max_bytes:
-                break
-            key = path.name[: -len(SUFFIX)]
-            lock = self.lock(key)
-            if key in pinned or lock.is_locked:  # pinned, or this thread is training or storing it
-                continue
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                continue  # another session or process is training or storing it
-            try:
-                path.unlink(missing_ok=True)
-            finally:
-                lock.release()
-            total -= size
-            removed.append(key)
-        return removed
+        return evict(self.entries(), self.max_bytes, pinned, self.locks)
 
     # -- the operator's check ------------------------------------------------------------------
     def check(self) -> list[dict[str, str]]:
@@ -434,7 +235,7 @@ class RunCache:
         for path in sorted(self.entries()):
             key = path.name[: -len(SUFFIX)]
             try:
-                self._load(path, key, weights=False, fresh=True)
+                self.index.load(path, key, weights=False, fresh=True)
             except FileNotFoundError:
                 continue
             except CorruptEntry as e:
@@ -443,10 +244,7 @@ class RunCache:
                              "detail": f"{e}; moved to {dest}" if dest else f"{e}; being written now, left in place"})
             except (OSError, NewerSchema) as e:
                 rows.append({"file": path.name, "state": "unreadable", "detail": f"{type(e).__name__}: {e}; kept"})
-        folder = self.root / QUARANTINE
-        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-            rows.append({"file": f"{QUARANTINE}/{path.name}", "state": "quarantined",
-                         "detail": f"{path.stat().st_size:,} bytes; inspect, then delete by hand"})
+        rows += quarantined(self.root)
         self.clean_temps()
         for tmp in sorted(self.root.glob(".*.tmp")):
             rows.append({"file": tmp.name, "state": "temp", "detail": "being written by a live process"})
@@ -490,7 +288,7 @@ class RunCache:
         locks = []
         try:
             for key in sorted(set(keys)):
-                locks.append(self._acquire(key, should_stop))
+                locks.append(self.locks.acquire(key, should_stop))
             results = [self.get(key, touch=True) for key in keys]  # someone else may have trained some while we waited
             todo = [i for i, r in enumerate(results) if r is None]
             for i, (result, snapshots) in zip(todo, train_missing(todo) if todo else []):
@@ -510,14 +308,3 @@ class RunCache:
             shorter.key = self.key_for(shorter.config, data)
             self.put(shorter)
         self.put(result)
-
-    def _acquire(self, key: str, should_stop: StopFn | None = None) -> FileLock:
-        """Waits for the key's lock; gives up (Cancelled) if the caller is told to stop meanwhile."""
-        lock = self.lock(key)
-        while True:
-            try:
-                lock.acquire(timeout=0.5)
-                return lock
-            except Timeout:
-                if should_stop is not None and should_stop():
-                    raise Cancelled(f"stopped while waiting for run {key}") from None
