@@ -2,11 +2,22 @@
 saying what its runs would cost with a button to train them, in English and in Korean, and trains nothing."""
 from __future__ import annotations
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from mnist_core.cache import RunCache
 
 APP = "../app.py"
+
+
+@pytest.fixture(autouse=True)
+def fresh_service():
+    """The job service is a server-wide resource built on run_cache(): one built while a test patched that to a
+    temp cache would keep training into it, and a later test's page would not find its runs."""
+    from app_pages import shared
+    shared.job_service.clear()
+    yield
+    shared.job_service.clear()
 
 
 def test_study_page_with_nothing_cached_shows_costs_and_trains_nothing(tmp_path, monkeypatch):
