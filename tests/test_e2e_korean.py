@@ -58,7 +58,7 @@ def test_the_language_switch_keeps_korean_across_pages_and_in_the_link(browser, 
         no_errors(page)
         assert h1(page) == "MNIST 하이퍼파라미터 실습"
         assert "lang=ko" in page.url
-        assert nav_labels(page) == ["홈", "MLP", "CNN", "그리기", "실험 노트"]
+        assert nav_labels(page) == ["홈", "MLP", "CNN", "그리기", "실험 노트", "둘러보기"]
 
         go_to(page, "MLP")  # another page: still Korean, and its link says so
         no_errors(page)
