@@ -22,7 +22,7 @@ from mnist_core.explore import (ACCURACY, HYPERPARAMETERS, ONLY_FOR, SORTS, best
                                 draw_params, filter_runs, parallel_axes, parallel_chart, runs_frame, scatter_chart,
                                 sort_runs, value_text, varying)
 from mnist_core.i18n import Translator
-from app_pages.shared import duration, keep, restore, run_cache, tr
+from app_pages.shared import keep, restore, run_cache, tr
 
 PAGES = {"mlp": "app_pages/mlp.py", "cnn": "app_pages/cnn.py"}
 SHOWN = {"model": str.upper, "dataset": lambda d: DATASETS[d].title}  # how the filters write these values
@@ -153,7 +153,7 @@ with facts:
               help=_("Measured on {measured}.", measured=row["measured_on"]))
     st.caption(_("Best {best} after epoch {epoch} of {epochs} · measured on {measured} · {time} · trained on {where}",
                  best=_.percent(row["best_acc"]), epoch=value_text(row["best_epoch"]) or "–",
-                 epochs=row["epochs_trained"], measured=row["measured_on"], time=duration(run.total_seconds),
+                 epochs=row["epochs_trained"], measured=row["measured_on"], time=_.duration(run.total_seconds),
                  where=row["trained_on"]))
     settings = [f for f in ("dataset", *HYPERPARAMETERS) if ONLY_FOR.get(f, run.config.model) == run.config.model]
     st.dataframe({_("setting"): [title(f) for f in settings],
