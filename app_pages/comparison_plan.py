@@ -35,8 +35,6 @@ def plan_section(model: str, comparison: Comparison, items: list[Entry], valid: 
         time_left.metric(_("Estimated time"), "–")
     elif plan.trainings == 0:
         time_left.metric(_("Estimated time"), _("instant"))
-    elif plan.seconds is None:
-        time_left.metric(_("Estimated time"), _("unknown"))
     else:
         time_left.metric(_("Estimated time"), _("≈ {duration}", duration=_.duration(plan.seconds)))
     training = any(job.state in ACTIVE for job in jobs)
@@ -49,11 +47,8 @@ def plan_section(model: str, comparison: Comparison, items: list[Entry], valid: 
         basis = _("Nothing to run: none of the values to try can be trained (see above).")
     elif plan.trainings == 0:
         basis = _("Everything is cached.")
-    elif plan.seconds is None:
-        basis = _("No finished {model} run on this {device} to measure its speed from yet; the first run measures it.",
-                  model=model.upper(), device=data.device.type)
     else:
-        basis = _("Estimated from the measured speed of a finished {model} run on this {device}.",
+        basis = _("Estimated from this {device}'s measured speed for the {model} at this batch size.",
                   model=model.upper(), device=data.device.type)
     if plan.trainings and plan.trainings < plan.runs - plan.cached:
         basis += " " + _("An epochs comparison trains only its longest run; the shorter ones are its first epochs.")

@@ -17,7 +17,7 @@ from mnist_core import DataNotFoundError, MnistData, RunCache, resolve_device
 from mnist_core.cache import check_key
 from mnist_core.data import DATASETS, load_dataset
 from mnist_core.evaluate import EvaluationReport, evaluate_test_set, load_model
-from mnist_core.hosting import HostingLimits
+from mnist_core.hosting import HostingLimits, browser_identity
 from mnist_core.i18n import LANGUAGES, Translator, pick_language
 from mnist_core.jobs import JobService, service_from_env
 
@@ -112,19 +112,21 @@ def job_service() -> JobService:
 # -- who is asking ---------------------------------------------------------------------------------
 
 def owner() -> str:
-    """Whose jobs these are: the signed-in user where the operator turned on Streamlit's login (st.login,
-    OIDC in .streamlit/secrets.toml), else this browser session. Session state lives exactly as long as
-    the browser session; an unguessable token there names it (it is never shown to anyone)."""
+    """Whose jobs these are, for the per-student limit, fair share and Cancel: the signed-in user where the
+    operator turned on Streamlit's login (st.login, OIDC in .streamlit/secrets.toml); else this browser,
+    the same in every tab and after a reload (hosting.browser_identity); else, with no browser cookie,
+    this session (an unguessable token). Nothing of it is ever shown to anyone."""
     try:
         user = st.user
         if user.get("is_logged_in"):
             who = user.get("email") or user.get("sub")
             if who:
                 return f"user:{who}"
-    except Exception:  # no login configured: the session it is
+    except Exception:  # no login configured: the browser it is
         pass
     if "lab.owner" not in st.session_state:
-        st.session_state["lab.owner"] = f"session:{secrets.token_hex(12)}"
+        st.session_state["lab.owner"] = (browser_identity(st.context.cookies.get("_streamlit_xsrf"))
+                                         or f"session:{secrets.token_hex(12)}")
     return st.session_state["lab.owner"]
 
 

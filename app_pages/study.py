@@ -79,7 +79,7 @@ def study_page() -> None:
     if data is None:
         return
     cache = run_cache()
-    sections = build_study(SIZES[size], data, cache, lang=_.lang, train=False)
+    sections = build_study(SIZES[size], data, cache, lang=_.lang)
     st.download_button(_("Download the study (HTML)"), data=lambda: to_html(sections, _.lang),
                        file_name=f"study-{size}-{_.lang}.html", mime="text/html", key="study.download")
     for section in sections:

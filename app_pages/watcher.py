@@ -47,8 +47,8 @@ def remembered_jobs(scope: str, keys: Iterable[str]) -> list[Job]:
     found = [job for job in (service.job(i) for i in ids) if job is not None]
     if len(found) != len(ids):
         remember(scope, found)
-    wanted, have, now = set(keys), {job.id for job in found}, time.time()
-    found += [job for job in service.jobs() if job.id not in have and wanted & set(job.keys) and (
+    have, now = {job.id for job in found}, time.time()
+    found += [job for job in service.jobs(keys=keys) if job.id not in have and (  # by key: O(keys), not the class's
               job.state in ACTIVE or job.state == "done" and job.trained and now - job.finished < JUST_TRAINED_SECONDS)]
     return found
 
@@ -101,16 +101,11 @@ def job_line(job: Job, what: str) -> str:
     """One job in a sentence: what, state, place or progress, estimate, where (no names: anyone may read it)."""
     _ = tr()
     if job.state == "queued":
-        if job.estimate_seconds is None:
-            return _("{what}: number {place} in line · asked {asked}", what=what, place=job.place or "?",
-                     asked=ago(job.submitted))
         return _("{what}: number {place} in line · about {estimate} once it starts · asked {asked}",
                  what=what, place=job.place or "?", estimate=_.duration(job.estimate_seconds), asked=ago(job.submitted))
     if job.state == "running":
         params = dict(what=what, epoch=max(job.epoch, 1), epochs=job.config.epochs, done=_.percent(job.progress, 0),
                       started=ago(job.started), where=worker_name(job))
-        if job.estimate_seconds is None:  # the first run of this model on this device: it measures the speed
-            return _("{what}: epoch {epoch} of {epochs} ({done}) · started {started} · on {where}", **params)
         return _("{what}: epoch {epoch} of {epochs} ({done}) · about {left} left · started {started} · on {where}",
                  left=_.duration(job.estimate_seconds * (1 - job.progress)), **params)
     return _("{what}: {state}", what=what, state=_(STATE_TEXT[job.state]))

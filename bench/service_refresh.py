@@ -4,7 +4,7 @@
 
 40 students have 8 jobs each waiting (320 queued; no slot free, so nothing trains and the figure is the
 service's alone). One refresh is what a page's watcher asks each time (app_pages/watcher.remembered_jobs):
-`seen(owner)`, `job(id)` for each of its 8 jobs, and `jobs(active_only=True, keys=...)` (a link opened
+`seen(owner)`, `job(id)` for each of its 8 jobs, and `jobs(keys=...)` (a link opened
 elsewhere finds the running job). Two cases:
 
 - steady: nothing changed since the last refresh (places come from the line computed at the last change);
@@ -49,7 +49,7 @@ def refresh(service: JobService, owner: str, ids: list[str], keys: list[str]) ->
     service.seen(owner)
     jobs = [service.job(i) for i in ids]
     assert all(job is not None and job.place for job in jobs)
-    service.jobs(active_only=True, keys=keys)
+    service.jobs(keys=keys)  # as app_pages/watcher.remembered_jobs asks
 
 
 def measure(service: JobService, mine: dict[str, list[str]], change: bool) -> list[float]:

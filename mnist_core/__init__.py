@@ -7,7 +7,13 @@ data (MNIST as device tensors) -> config (RunConfig, presets, run_key) -> models
 
 Names are imported on first use (PEP 562), so `python -m mnist_core cache show KEY` never loads torch.
 """
+import os
 from importlib import import_module
+
+# Before torch loads (it loads only through this package here): a training shares its cores with pages,
+# other jobs or a Dask worker's other tasks, and OpenMP's default spin-waiting threads then slow everyone
+# 10-100x (bench/run.py). The CLI's commands and every Dask worker that imports mnist_core get it too.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _HOME = {
     "Cancelled": "cache", "RunCache": "cache", "UnknownRunError": "cache",

@@ -100,9 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
         pin.add_argument("--data-dir", help="folder with the preset's dataset files (default: $MNIST_DATA_DIR)")
     check = cache_sub.add_parser("check", help="read every entry; move damaged ones to quarantine/ and list problems")
     check.add_argument("--json", action="store_true")
-    report = sub.add_parser("report", help="rerun the seed's six experiments and write what they show")
-    report.add_argument("--size", choices=("full", "quick"), default="quick",
-                        help="full: the presets as they are; quick: fewer images and epochs (minutes on 2 cores)")
+    report = with_dask(sub.add_parser("report", help="rerun the seed's six experiments and write what they show"))
+    report.add_argument("--size", choices=("full", "quick", "tiny"), default="quick",
+                        help="full: the presets as they are; quick: fewer images and epochs (minutes on 2 cores); "
+                             "tiny: seconds, to check the whole path (its numbers say little)")
     report.add_argument("--lang", choices=("en", "ko"), default="en")
     report.add_argument("--out", help="write the study to FILE.html (self-contained) or FILE.md (PNGs beside it)")
     report.add_argument("--json", action="store_true", help="print one JSON object per section")
@@ -193,15 +194,17 @@ def run_jobs(args: argparse.Namespace, configs: list[RunConfig], labels: list[st
     data, cache = _data_and_cache(args, configs)  # a Ctrl-C up to here ends the process: nothing is submitted yet
     owner = f"cli-{os.getpid()}"
     bars = Bars(labels, [c.epochs for c in configs])
+    serves: dict[str, list[int]] = {}  # run key -> the configs it is (a 1,000-value sweep: found once, not per poll)
+    for i, config in enumerate(configs):
+        serves.setdefault(cache.key_for(config, data), []).append(i)
     with CTRL_C.submitting() as interrupted:
         service = dask_service(args.dask, cache, data) if args.dask else embedded_service(cache, data)
         try:
             ids = [] if interrupted.is_set() else [job.id for job in service.submit(configs, owner)]
             while not interrupted.is_set() and not service.wait(ids, timeout=0.2):
-                for job in map(service.job, ids):
-                    for i, config in enumerate(configs):
-                        if job.state == "running" and job.epoch and job.epoch <= config.epochs \
-                                and cache.key_for(config, data) in job.keys:
+                for job in service.jobs(owner=owner, active_only=True):
+                    for i in (i for key in job.keys for i in serves.get(key, ())):
+                        if job.state == "running" and job.epoch and job.epoch <= configs[i].epochs:
                             metrics = {"train_loss": job.running_loss if job.running_loss is not None else float("nan")}
                             bars.update(i, job.epoch, job.fraction, metrics)
             jobs = [service.job(job_id) for job_id in ids]
@@ -420,26 +423,18 @@ def _pin(args: argparse.Namespace, cache: RunCache) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    # Minutes of training on a possibly shared machine: spin-waiting OpenMP threads slowed such runs 10-100x
-    # (README, Performance). Set before torch loads (the study's imports load it).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from pathlib import Path
     from .report import to_html, to_json, write_markdown
-    from .study import SIZES, build_study, missing_text
+    from .study import SIZES, TINY, build_study, missing_text, study_configs
+    size = TINY if args.size == "tiny" else SIZES[args.size]
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix.lower() not in (".html", ".md"):
         raise UsageError("--out must end in .html or .md")
+    if not args.no_train:  # through the job service, as the Study page trains them (Ctrl-C cancels)
+        named = study_configs(size)
+        run_jobs(args, [config for _, config in named], [name for name, _ in named])
     data, cache = _data_and_cache(args, [RunConfig()])
-
-    def bars_for(name: str):
-        print(f"{name}", file=sys.stderr, flush=True)
-
-        def progress(run: int, epoch: int, fraction: float, metrics: dict[str, Any]) -> None:
-            if fraction == 1.0 and sys.stderr.isatty():
-                print(f"  run {run + 1}, epoch {epoch}: test accuracy {metrics['test_acc']:.4f}", file=sys.stderr)
-        return progress
-
-    sections = build_study(SIZES[args.size], data, cache, lang=args.lang, train=not args.no_train, on_section=bars_for)
+    sections = build_study(size, data, cache, lang=args.lang)
     if out is not None and out.suffix.lower() == ".html":
         out.write_text(to_html(sections, args.lang), encoding="utf-8")
     elif out is not None:

@@ -7,25 +7,23 @@ comparison's round trip through a URL's query parameters.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
 from .cache import RunCache
-from .config import (FIELD_LABELS, FIELD_TYPES, label, MNIST_TEST_SIZE, MODELS, SWEEPABLE, ConfigError, RunConfig,
+from .config import (FIELD_LABELS, FIELD_TYPES, label, MODELS, SWEEPABLE, ConfigError, RunConfig,
                      option_label,
                      check_no_repeats, coerce, split_values)
 from .data import MnistData
 from .i18n import N_, Translator, format_percent, gettext
-from .models import multiply_adds, shape_flow
+from .models import shape_flow
 from .sweep import plan
 from .train import RunResult
 
 MAX_VALUES = 8             # more lines than this on one chart stop being readable
 MAX_URL_VALUE_CHARS = 200  # a URL parameter longer than this is not one of ours
-EVAL_COST = 1 / 3          # a test image costs about a third of a training image (forward pass only)
 
 
 # What each comparable setting is called on screen, and the values a comparison starts from.
@@ -119,69 +117,18 @@ class Estimate:
     runs: int                 # valid configs in the comparison
     cached: int               # of which already in the cache
     trainings: int            # trainings still needed (an epochs comparison needs one for all values)
-    seconds: float | None     # None: nothing measured on this device yet
-    basis: str                # how the estimate was made, in words
+    seconds: float            # the trainings' time on this device (speed.estimate_seconds)
     cached_labels: tuple[str, ...] = ()
 
 
 def estimate(items: Sequence[Entry], data: MnistData, cache: RunCache, history: Sequence[RunResult] | None = None) -> Estimate:
+    from .speed import estimate_seconds
     valid = [e for e in items if e.config is not None]
     configs = [e.config for e in valid]
     hits, jobs = plan(configs, data, cache) if configs else ({}, [])
-    device = data.device.type
-    history = list(cache.list() if history is None else history)
-    seconds, bases = 0.0, set()
-    for job in jobs:
-        guess = estimate_seconds(job.config, history, device, test_images=len(data.test_x))
-        if guess is None:
-            seconds = None
-            break
-        seconds += guess[0]
-        bases.add(guess[1])
-    if not jobs:
-        basis = "everything is cached"
-    elif seconds is None:
-        basis = (f"no finished {configs[0].model.upper()} run on this {device} to measure its speed from yet; "
-                 "the first run measures it")
-    else:
-        basis = " and ".join(sorted(bases))
-    return Estimate(len(configs), len(hits), len(jobs), seconds, basis,
-                    tuple(valid[i].label for i in sorted(hits)))
-
-
-def _effective_samples(config: RunConfig, test_images: int) -> float:
-    return config.train_size + min(config.test_size, test_images) * EVAL_COST
-
-
-def estimate_seconds(config: RunConfig, history: Iterable[RunResult], device: str,
-                     test_images: int = MNIST_TEST_SIZE) -> tuple[float, str] | None:
-    """Seconds to train `config`, from the measured speed of a finished run on this device.
-
-    The reference is the closest run of the same model: the nearest batch size (small batches cost more
-    per image), then the same architecture, then the newest. Its seconds per image per multiply-add
-    scale to the new config; each epoch's test pass counts as a third of its images.
-    """
-    # Only the same model: an MLP's speed says little about a CNN's (convolutions, and the test pass, dominate it).
-    references = [r for r in history if r.device == device and r.status == "ok" and r.epochs
-                  and r.config.model == config.model]
-    if not references:
-        return None
-
-    def distance(r: RunResult) -> tuple[float, float]:
-        same_arch = r.config.replace(**{f: getattr(config, f) for f in _TRAINING_FIELDS}) == config
-        return abs(math.log(r.config.batch_size / config.batch_size)) + (not same_arch), -r.created
-
-    ref = min(references, key=distance)
-    epoch_seconds = sorted(m.seconds for m in ref.epochs)[len(ref.epochs) // 2]  # median: the first epoch warms up
-    per_unit = epoch_seconds / _effective_samples(ref.config, test_images) / multiply_adds(ref.config)
-    seconds = config.epochs * per_unit * _effective_samples(config, test_images) * multiply_adds(config)
-    return seconds, f"measured from a finished {config.model.upper()} run on this {device}"
-
-
-# Fields that change the work per image neither much nor at all: runs differing only in these are
-# the same architecture for timing purposes.
-_TRAINING_FIELDS = ("lr", "momentum", "optimizer", "epochs", "batch_size", "train_size", "seed", "init",
-                    "activations", "keep_prob", "device")
+    history = list(cache.list() if history is None and jobs else history or [])
+    seconds = sum(estimate_seconds(job.config, history, data.device.type, len(data.test_x)) for job in jobs)
+    return Estimate(len(configs), len(hits), len(jobs), seconds, tuple(valid[i].label for i in sorted(hits)))
 
 
 # -- after running: tidy tables --------------------------------------------------------------------

@@ -7,6 +7,8 @@ waiting per student, the cache's size; and the class code every request must car
 """
 from __future__ import annotations
 
+import binascii
+import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -15,17 +17,12 @@ from .config import MNIST_TEST_SIZE, RunConfig
 from .i18n import N_, Duration, Message
 from .results import RunResult
 
-# With no finished run of a model on this device to measure its speed from, a request is priced at this
-# many images a second: slower than the CNN on one core of this project's server, so the first request
-# is never let through for much more than the cap, and it measures the speed for the next ones.
-ASSUMED_IMAGES_PER_SECOND = 1000
-
-
 @dataclass(frozen=True)
 class HostingLimits:
     """Hosted mode (MNIST_LAB_HOSTED=1) caps what one request may cost; locally nothing is capped."""
     hosted: bool = False
     max_request_seconds: int | None = None    # estimated training seconds of the runs one request trains
+    run_grace_seconds: int | None = None      # a job still training this long after the cap is stopped (default: the cap)
     max_concurrent: int = 1                   # trainings at once (the job service's slots)
     max_queued_per_owner: int | None = None   # trainings one owner may have waiting or running
     cache_max_bytes: int | None = None        # the run cache is trimmed, least recently used first, to this size
@@ -52,6 +49,7 @@ class HostingLimits:
         max_mb = number("MNIST_LAB_CACHE_MB", 2048 if hosted else None)
         return cls(hosted=hosted,
                    max_request_seconds=number("MNIST_LAB_MAX_REQUEST_SECONDS", 300 if hosted else None),
+                   run_grace_seconds=number("MNIST_LAB_RUN_GRACE_SECONDS", None),
                    max_concurrent=number("MNIST_LAB_MAX_CONCURRENT", 1) or 1,
                    # one full comparison (8 values) at a time per student
                    max_queued_per_owner=number("MNIST_LAB_MAX_QUEUED_PER_OWNER", 8 if hosted else None),
@@ -60,24 +58,51 @@ class HostingLimits:
                    abandoned_after_seconds=number("MNIST_LAB_ABANDONED_AFTER_SECONDS", None),
                    class_code=env.get("MNIST_LAB_CLASS_CODE", "").strip() or None)
 
+    @property
+    def run_limit_seconds(self) -> float | None:
+        """How long one job may train before the service stops it: the request cap plus a grace (by default
+        as long again: estimates are held to within 2x of real times, so a request the estimate let through
+        is not stopped for the estimate's error alone, and none holds the slot for more than twice the cap)."""
+        if self.max_request_seconds is None:
+            return None
+        grace = self.max_request_seconds if self.run_grace_seconds is None else self.run_grace_seconds
+        return self.max_request_seconds + grace
+
     def check(self, to_train: list[RunConfig], history: Iterable[RunResult] = (), device: str = "cpu",
               test_images: int = MNIST_TEST_SIZE) -> Message | None:
         """None if training `to_train` fits the cap; else a message for the student saying what to change.
 
-        The time is estimated from `history` (finished runs: this device's measured speed for that model
-        and batch size); a model never trained here yet is priced at ASSUMED_IMAGES_PER_SECOND.
+        The time is this device's measured speed for each model and batch size (speed.estimate_seconds,
+        corrected by the finished runs in `history`).
         """
         if self.max_request_seconds is None or not to_train:
             return None
-        from .compare import estimate_seconds  # pandas: only when there is a cap to check
+        from .speed import estimate_seconds
         history = list(history)
-        seconds = 0.0
-        for config in to_train:
-            guess = estimate_seconds(config, history, device, test_images)
-            seconds += guess[0] if guess else config.epochs * config.train_size / ASSUMED_IMAGES_PER_SECOND
+        seconds = sum(estimate_seconds(config, history, device, test_images) for config in to_train)
         if seconds <= self.max_request_seconds:
             return None
         return Message(N_("This comparison would train for about {about} ({runs} run(s) not in the cache yet); this "
                           "shared server allows {most} per request. Use fewer epochs, a smaller training set, a larger "
                           "batch size, or fewer values."),
                        about=Duration(seconds), runs=len(to_train), most=Duration(self.max_request_seconds))
+
+
+def browser_identity(xsrf_cookie: str | None) -> str | None:
+    """One name per browser, the same in every tab and after a reload: from the `_streamlit_xsrf` cookie
+    that Streamlit's server (Tornado) gives each browser on its first page load and that the browser sends
+    with every tab's connection until it closes. Tornado masks the token anew for every page ("2|mask|
+    masked|time": the token is masked XOR mask), so its unmasked token names the browser; only its hash is
+    used, so the secret itself goes nowhere. None when there is no such cookie (XSRF protection turned
+    off, or a client that is no browser): the page then falls back to one name per session."""
+    parts = (xsrf_cookie or "").split("|")
+    if len(parts) != 4 or parts[0] != "2":
+        return None
+    try:
+        mask, masked = binascii.unhexlify(parts[1]), binascii.unhexlify(parts[2])
+    except (binascii.Error, ValueError):
+        return None
+    if not mask or len(masked) < 16:
+        return None
+    token = bytes(b ^ mask[i % len(mask)] for i, b in enumerate(masked))
+    return "browser:" + hashlib.sha256(token).hexdigest()[:24]

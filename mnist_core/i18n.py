@@ -97,6 +97,8 @@ class Translator:
         self.lang = normalize(lang)
 
     def __call__(self, message: str, **params: Any) -> str:
+        if isinstance(message, Message):  # a sentence made in the core with its values (a job's message)
+            return translate(message, self.lang)
         return gettext(message, self.lang, **params)
 
     def ngettext(self, singular: str, plural: str, n: int, **params: Any) -> str:

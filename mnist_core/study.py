@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -73,8 +73,6 @@ SCALING = N_("Scaled ({size}): {changes}.")
 SCALING_NONE = N_("Full size: the seed's settings as in the preset.")
 CHANGE = N_("{field} {before} → {after}")
 MISSING = N_("Not trained yet: {name} {values}. Training them would take about {cost}.")
-MISSING_UNKNOWN = N_("Not trained yet: {name} {values}. No finished {model} run has measured this machine's speed "
-                     "yet; the first run measures it.")
 FIELD_NAMES = {"train_size": N_("training images"), "test_size": N_("test images per epoch"), "epochs": N_("epochs"),
                "values": N_("values"), "train_images": N_("training images"), "flatten": N_("values into the classifier"),
                "device": N_("trained on")}
@@ -186,27 +184,26 @@ def _number(v: Any) -> str:
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
-# -- training: the one place the study trains (the lead may route it through the job service) ----
+# -- what the study trains (through the job service: the Study page and `report` submit these) --------
 
-ProgressFn = Callable[[int, int, float, dict[str, Any]], None]
-
-
-def train_runs(configs: list[RunConfig], data: MnistData, cache: RunCache,
-               progress: ProgressFn | None = None) -> list[RunResult | None]:
-    from .sweep import run_sweep
-    return run_sweep(configs, data, cache, progress=progress)
+def study_configs(size: StudySize, presets: Sequence[str] = ORDER) -> list[tuple[str, RunConfig]]:
+    """Every run the study's sections need, named for a progress line ("mlp-lr: 0.1"), in section order."""
+    out = []
+    for name in presets:
+        _, items, repeats = scaled_preset(name, size)
+        out += [(f"{name}: {e.label}" + (f" (seed {e.config.seed})" if e in repeats else ""), e.config)
+                for e in items + repeats if e.config is not None]
+    return out
 
 
 # -- sections --------------------------------------------------------------------------------------
 
-def build_section(name: str, size: StudySize, data: MnistData, cache: RunCache, *, lang: str = "en",
-                  train: bool = False, progress: ProgressFn | None = None) -> Section:
+def build_section(name: str, size: StudySize, data: MnistData, cache: RunCache, *, lang: str = "en") -> Section:
+    """A section from the runs in the cache; what is missing says what it would cost (train it with the
+    job service: `study_configs`)."""
     preset, items, repeats = scaled_preset(name, size)
     configs = [e.config for e in items + repeats]
-    if train:
-        results = train_runs(configs, data, cache, progress)
-    else:
-        results = [cache.get(cache.key_for(c, data)) for c in configs]
+    results = [cache.get(cache.key_for(c, data)) for c in configs]
     section = Section(preset, size.name, lang, items, results[:len(items)], repeats, results[len(items):],
                       SEED[name], scaling_text(name, size, lang))
     if section.missing:
@@ -215,13 +212,11 @@ def build_section(name: str, size: StudySize, data: MnistData, cache: RunCache, 
     return section
 
 
-def build_study(size: StudySize, data: MnistData, cache: RunCache, *, lang: str = "en", train: bool = False,
-                presets: Sequence[str] = ORDER,
-                on_section: Callable[[str], ProgressFn | None] | None = None) -> list[Section]:
-    """Every section of the study. With train=False, missing runs stay missing and each section says what
-    they would cost; `on_section(name)` may return a progress callback for that section's training."""
-    return [build_section(name, size, data, cache, lang=lang, train=train,
-                          progress=on_section(name) if on_section else None) for name in presets]
+def build_study(size: StudySize, data: MnistData, cache: RunCache, *, lang: str = "en",
+                presets: Sequence[str] = ORDER) -> list[Section]:
+    """Every section of the study, from the cache; missing runs stay missing and each section says what
+    they would cost."""
+    return [build_section(name, size, data, cache, lang=lang) for name in presets]
 
 
 def seed_setting(section: Section, lang: str) -> str:
@@ -249,8 +244,6 @@ def missing_text(section: Section, lang: str) -> str:
     missing += [gettext(N_("{value} (seed {seed})"), lang, value=f"{e.value:g}", seed=e.config.seed)
                 for e, r in zip(section.repeats, section.repeat_results) if r is None]
     what = dict(name=obs._name(lang, section.param), values=", ".join(missing))
-    if est.seconds is None:
-        return gettext(MISSING_UNKNOWN, lang, model=section.preset.base.model.upper(), **what)
     return gettext(MISSING, lang, cost=Duration(est.seconds), **what)
 
 

@@ -4,6 +4,9 @@ import os
 import tempfile
 
 os.environ["MNIST_CACHE_DIR"] = tempfile.mkdtemp(prefix="mnist-lab-tests-")
+# One measurement of this machine's training speed for the session: every app server the tests start (each
+# with a cache of its own) reads it rather than measuring again (tests/test_speed.py measures afresh).
+os.environ["MNIST_LAB_SPEEDS_FILE"] = os.path.join(os.environ["MNIST_CACHE_DIR"], "speeds.json")
 # The suite and the app servers it starts share 2 cores: spin-waiting OpenMP threads would stall them.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
@@ -45,3 +48,15 @@ def synthetic():
 @pytest.fixture
 def cache(tmp_path):
     return RunCache(tmp_path / "runs")
+
+
+def train_through_the_service(configs, data, cache):
+    """Trains `configs` the way the Study page and `report` do: jobs of an embedded job service."""
+    from mnist_core.jobs import embedded_service, results_for
+    service = embedded_service(cache, data)
+    try:
+        jobs = service.submit(configs, owner="tests")
+        assert service.wait([job.id for job in jobs], timeout=600)
+        return results_for(service, configs, [service.job(job.id) for job in jobs])
+    finally:
+        service.shutdown()

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from mnist_core import ConfigError, RunConfig, run_sweep
-from mnist_core.compare import (entries, estimate, estimate_seconds, final_frame, from_query_params,
+from mnist_core.compare import (entries, estimate, final_frame, from_query_params,
                                 make_comparison, metrics_frame, shape_flow_frame, timing_frame, to_query_params)
 from mnist_core.train import EpochMetrics, RunResult
 
@@ -108,8 +108,8 @@ def test_tables_from_a_real_batch_size_comparison(synthetic, cache):
 
 def test_the_estimate_counts_cached_runs_and_measures_this_device(synthetic, cache):
     items = entries(make_comparison(TINY, "lr", "0.01, 0.001"))
-    before = estimate(items, synthetic, cache)
-    assert (before.runs, before.cached, before.trainings, before.seconds) == (2, 0, 2, None)
+    before = estimate(items, synthetic, cache)  # a fresh cache: the device's measured speed, never "unknown"
+    assert (before.runs, before.cached, before.trainings) == (2, 0, 2) and before.seconds > 0
 
     run_sweep([items[0].config], synthetic, cache)
     after = estimate(items, synthetic, cache)
@@ -126,17 +126,6 @@ def _run(config: RunConfig, seconds_per_epoch: float, status: str = "ok", epochs
     history = [EpochMetrics(e, 0.5, 0.9, 0.5, 0.9, seconds_per_epoch, 1000.0) for e in range(1, n + 1)]
     return RunResult(config=config, status=status, epochs=history, total_seconds=n * seconds_per_epoch,
                      steps_per_epoch=10, device="cpu", diverged_epoch=diverged_epoch, key="mlp-0123456789abcdef")
-
-
-def test_the_estimate_scales_with_epochs_and_images_and_ignores_other_devices():
-    reference = _run(RunConfig(epochs=3, train_size=10_000), seconds_per_epoch=2.0)
-    one, _ = estimate_seconds(RunConfig(epochs=3, train_size=10_000), [reference], "cpu")
-    assert one == pytest.approx(6.0)
-    assert estimate_seconds(RunConfig(epochs=6, train_size=10_000), [reference], "cpu")[0] == pytest.approx(12.0)
-    bigger = estimate_seconds(RunConfig(epochs=3, train_size=60_000), [reference], "cpu")[0]
-    assert 4 * one < bigger < 6 * one  # the test pass per epoch does not grow with the training set
-    assert estimate_seconds(RunConfig(epochs=3), [reference], "cuda") is None
-    assert estimate_seconds(RunConfig(model="cnn"), [reference], "cpu") is None
 
 
 def test_a_diverged_run_is_drawn_up_to_where_it_diverged_and_labelled():

@@ -336,7 +336,14 @@ def test_a_closed_tab_does_not_stop_its_training_and_a_classmate_watches_it(serv
     settle(first)
     first.get_by_role("button", name="Run comparison").click()
     first.get_by_text(re.compile(r"Overall: \d+%")).first.wait_for(timeout=60_000)
-    first.context.close()  # the student closes the tab: the training goes on
+    # The same student in a second tab, and after a reload: still their job, with their Cancel.
+    second = first.context.new_page()
+    second.goto(url)
+    second.get_by_role("button", name="Cancel").first.wait_for(timeout=60_000)
+    assert second.get_by_text("started by someone else").count() == 0
+    first.reload()
+    first.get_by_role("button", name="Cancel").first.wait_for(timeout=60_000)
+    first.context.close()  # the student closes the tabs: the training goes on
 
     classmate = new_page(browser)
     classmate.goto(url)  # the same link, another session: it finds the running job by its run keys

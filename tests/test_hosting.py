@@ -2,8 +2,9 @@
 import pytest
 
 from mnist_core.config import RunConfig
-from mnist_core.hosting import ASSUMED_IMAGES_PER_SECOND, HostingLimits
+from mnist_core.hosting import HostingLimits
 from mnist_core.results import EpochMetrics, RunResult
+from mnist_core.speed import Speed, estimate_seconds, machine_key, save
 
 
 def test_hosted_limits_from_the_environment():
@@ -21,24 +22,56 @@ def test_hosted_limits_from_the_environment():
         HostingLimits.from_env({"MNIST_LAB_CACHE_MB": "lots"})
 
 
-def _measured(config: RunConfig, epoch_seconds: float) -> RunResult:
-    """A finished run as the cache would hold it: what the cap's estimate is measured from."""
-    metrics = [EpochMetrics(e, 0.5, 0.9, 0.5, 0.9, epoch_seconds, config.train_size / epoch_seconds)
-               for e in range(1, config.epochs + 1)]
-    return RunResult(config=config, status="ok", epochs=metrics, total_seconds=epoch_seconds * config.epochs,
-                     steps_per_epoch=config.train_size // config.batch_size, device="cpu")
+def _speeds(tmp_path, monkeypatch) -> Speed:
+    """A known speed for this machine's CPU, in a speeds file of the test's own: 1 ms per step and 1 ns per
+    image per multiply-add at every batch size, test passes free."""
+    speed = Speed("mlp", "cpu", (1, 100), (1e-3, 1e-3), (1e-9, 1e-9), 0.0, 0.0, machine_key("cpu"), 0.0)
+    save(speed, tmp_path / "speeds.json")
+    monkeypatch.setenv("MNIST_LAB_SPEEDS_FILE", str(tmp_path / "speeds.json"))
+    return speed
 
 
-def test_the_cap_is_seconds_from_this_devices_measured_speed():
+def _finished(config: RunConfig, seconds: float) -> RunResult:
+    metrics = [EpochMetrics(e, 0.5, 0.9, 0.5, 0.9, seconds / config.epochs, 1.0) for e in range(1, config.epochs + 1)]
+    return RunResult(config=config, status="ok", epochs=metrics, total_seconds=seconds, steps_per_epoch=1, device="cpu")
+
+
+def test_the_cap_is_seconds_from_this_devices_measured_speed(tmp_path, monkeypatch):
+    speed = _speeds(tmp_path, monkeypatch)
     limits = HostingLimits(hosted=True, max_request_seconds=60)
-    small = RunConfig(epochs=2, train_size=10_000, test_size=1000)
-    # measured: 1 s per epoch of 10,000 images -> a 2-epoch run of 60,000 (plus a third of each test pass) costs ~12 s, 20 epochs ~117 s
-    history = [_measured(small, 1.0)]
-    assert limits.check([small.replace(train_size=60_000)], history) is None
-    message = limits.check([small.replace(train_size=60_000, epochs=20)], history)
-    assert message and "about 1 min 57 sec" in message and "allows 1 min" in message and "fewer epochs" in message
-    # the same request on a device measured twice as fast fits
-    assert limits.check([small.replace(train_size=60_000, epochs=4)], [_measured(small, 0.5)]) is None
-    # nothing measured for the CNN yet: priced at ASSUMED_IMAGES_PER_SECOND, a bound, not a refusal of all
-    assert limits.check([RunConfig(model="cnn", epochs=1, train_size=ASSUMED_IMAGES_PER_SECOND * 30)], history) is None
-    assert limits.check([RunConfig(model="cnn", epochs=3, train_size=ASSUMED_IMAGES_PER_SECOND * 30)], history)
+    # An epoch of 60,000 at batch 100: 600 steps x 1 ms + 60,000 x 268,800 multiply-adds x 1 ns = 16.7 s.
+    epoch = RunConfig(epochs=1, train_size=60_000, test_size=1000)
+    assert speed.seconds(epoch) == pytest.approx(0.6 + 60_000 * 268_800e-9)
+    assert limits.check([epoch.replace(epochs=3)]) is None
+    message = limits.check([epoch.replace(epochs=4)])
+    assert message and "about 1 min 7 sec" in message and "allows 1 min" in message and "fewer epochs" in message
+    # Each step's fixed cost counts: a width-1 MLP at batch 1 is 60,000 steps, a minute an epoch, not 0.05 s.
+    assert speed.seconds(epoch.replace(hidden=1, batch_size=1)) == pytest.approx(60 + 60_000 * 795e-9)
+    assert limits.check([epoch.replace(hidden=1, batch_size=1, epochs=2)])
+    # Finished runs here that took twice their predicted time double the estimate; never beyond 3x.
+    slow = [_finished(epoch.replace(seed=s), 2 * speed.seconds(epoch)) for s in range(3)]
+    assert estimate_seconds(epoch, slow, "cpu") == pytest.approx(2 * speed.seconds(epoch))
+    assert limits.check([epoch.replace(epochs=2)], slow)
+    crawled = [_finished(epoch, 100 * speed.seconds(epoch))]
+    assert estimate_seconds(epoch, crawled, "cpu") == pytest.approx(3 * speed.seconds(epoch))
+    assert estimate_seconds(epoch, slow, "cuda") != estimate_seconds(epoch, slow, "cpu")  # another device's runs say nothing
+
+
+def test_a_job_may_train_the_cap_plus_a_stated_grace():
+    assert HostingLimits().run_limit_seconds is None
+    assert HostingLimits(max_request_seconds=300).run_limit_seconds == 600  # the grace is the cap again by default
+    limits = HostingLimits.from_env({"MNIST_LAB_HOSTED": "1", "MNIST_LAB_RUN_GRACE_SECONDS": "60"})
+    assert limits.run_limit_seconds == 360
+
+
+def test_one_browser_is_one_identity_whatever_mask_its_cookie_carries():
+    from mnist_core.hosting import browser_identity
+    # Two page loads of one Chromium on a real Streamlit server: Tornado masked the same token anew.
+    first = browser_identity("2|f91e7e14|f9427bfd5def40fb461a9ab72c5b2280|1796235993")
+    second = browser_identity("2|70f4cc39|70a8c9d0d405f2d6cff0289aa5b190ad|1796235993")
+    other = browser_identity("2|70f4cc39|70a8c9d0d405f2d6cff0289aa5b190ae|1796235993")  # another browser's token
+    assert first == second and first.startswith("browser:")
+    assert other != first
+    assert "5c05e9" not in first  # the token itself (it starts 005c05e9) is never the name: only its hash
+    for broken in (None, "", "abc", "1|aa|bb|1", "2|zz|00112233445566778899aabbccddeeff|1", "2||00|1", "2|aa|00|1"):
+        assert browser_identity(broken) is None

@@ -3,6 +3,7 @@ withdraws only the canceller's own request, fair share between owners, caps with
 messages, nothing half-trained in the cache, and no outcome forgotten while someone waits on it. Real
 MNIST (small subsets), the real engine and cache, threads as workers."""
 import dataclasses
+import re
 import threading
 import time
 
@@ -159,8 +160,8 @@ def test_per_owner_limit_and_the_seconds_cap_refuse_with_a_message(make_service)
     with pytest.raises(RequestRefused, match="at most 2 per person"):  # wanting bob's job too would make three
         service.submit([RunConfig(**LONG, lr=0.004)], owner="ann")
     assert service.job(bobs.id).watchers == ["bob"]
-    with pytest.raises(RequestRefused, match="fewer epochs"):  # 12 million images: hours, over the cap
-        service.submit([RunConfig(**{**LONG, "train_size": 60_000})], owner="cleo")
+    with pytest.raises(RequestRefused, match="fewer epochs"):  # 12 million steps of one image: hours, over the cap
+        service.submit([RunConfig(**{**LONG, "train_size": 60_000, "batch_size": 1})], owner="cleo")
     for job in mine:
         assert service.cancel(job.id, "ann")
     assert service.cancel(bobs.id, "bob")
@@ -288,3 +289,24 @@ def test_with_a_class_code_submit_refuses_a_request_without_it(make_service):
     (same,) = service.submit([config], owner="bob", code=" maple-42 ")  # as typed, spaces and all
     assert same.id == job.id
     assert service.cancel(job.id, "ann") and service.cancel(job.id, "bob")
+
+
+def test_a_hosted_job_that_trains_past_the_cap_and_grace_is_stopped_with_a_message_and_caches_nothing(
+        make_service, cache, monkeypatch):
+    # The estimate let it through (here: made to say one second, as a wrong estimate would); the run-time
+    # cap stops it anyway, one second past the cap plus a one-second grace, whoever is watching.
+    monkeypatch.setattr("mnist_core.speed.estimate_seconds", lambda *a, **k: 1.0)
+    service = make_service(HostingLimits(hosted=True, max_request_seconds=1, run_grace_seconds=1))
+    config = RunConfig(**LONG)
+    (job,) = service.submit([config], owner="ann")
+    service.submit([config], owner="bob")
+    assert service.wait([job.id], timeout=60)
+    stopped = service.job(job.id)
+    assert stopped.state == "failed" and stopped.started and stopped.finished - stopped.started < 30
+    assert re.match(r"This training ran for [234] sec", translate(stopped.message, "en"))  # 2 s and a step or two
+    assert "allows (1 sec per request, plus 1 sec of grace)" in translate(stopped.message, "en")
+    assert "fewer epochs" in translate(stopped.message, "en")
+    assert "학습" in translate(stopped.message, "ko") and "sec" not in translate(stopped.message, "ko")
+    assert cache.get(job.keys[0]) is None and not list(cache.root.glob("*.tmp"))
+    (again,) = service.submit([RunConfig(**TINY, epochs=1)], owner="ann")  # the slot is free again
+    assert service.wait([again.id], timeout=120) and service.job(again.id).state == "done"

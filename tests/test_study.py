@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import train_through_the_service
 from mnist_core.cache import RunCache
 from mnist_core.report import results_table, to_html, to_json, write_markdown
-from mnist_core.study import ORDER, TINY, build_study, legend_title
+from mnist_core.study import ORDER, TINY, build_study, legend_title, study_configs
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -28,11 +29,12 @@ def study_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(mnist, study_cache):
-    return build_study(TINY, mnist, study_cache, train=True)
+    train_through_the_service([config for _, config in study_configs(TINY)], mnist, study_cache)
+    return build_study(TINY, mnist, study_cache)
 
 
 def test_without_training_every_section_says_what_is_missing_and_what_it_costs(mnist, tmp_path):
-    sections = build_study(TINY, mnist, RunCache(tmp_path / "empty"), train=False)
+    sections = build_study(TINY, mnist, RunCache(tmp_path / "empty"))
     assert [s.preset.name for s in sections] == list(ORDER)
     for s in sections:
         assert s.missing == [e.label for e in s.items + s.repeats]
@@ -81,12 +83,12 @@ def test_the_tiny_study_trains_and_observes_every_section(trained, study_cache, 
         columns = list(results_table(s).columns)
         assert len(columns) == len(set(columns)) and columns[0] == legend_title(s.param), columns
     # cached now: building again trains nothing and finds the same runs
-    again = build_study(TINY, mnist, study_cache, train=False)
+    again = build_study(TINY, mnist, study_cache)
     assert [s.to_json()["runs"] for s in again] == [s.to_json()["runs"] for s in trained]
 
 
 def test_korean_observations_use_the_seeds_vocabulary(mnist, study_cache, trained):
-    sections = build_study(TINY, mnist, study_cache, train=False, lang="ko")
+    sections = build_study(TINY, mnist, study_cache, lang="ko")
     text = " ".join(o for s in sections for o in s.observations)
     for word in ("학습률", "배치 크기", "스트라이드", "필터 크기", "정확도", "에폭"):
         assert word in text
@@ -186,3 +188,17 @@ def test_report_command_without_training_lists_what_is_missing(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "mnist_core", "report", "--out", "study.pdf", "--no-train"], cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.strip() == "error: --out must end in .html or .md"
+
+
+def test_report_trains_what_is_missing_through_the_job_service(tmp_path):
+    env = {**os.environ, "MNIST_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "mnist_core", "report", "--size", "tiny", "--json"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    sections = json.loads(done.stdout)
+    assert [s["preset"] for s in sections] == list(ORDER) and all(s["missing"] == [] for s in sections)
+    assert all(s["observations"] for s in sections)
+    # Jobs of the service, like the Study page's: each run trained records the worker that trained it.
+    runs = RunCache(tmp_path / "runs").list()
+    assert len(runs) >= len({config for _, config in study_configs(TINY)}) - 1  # (an epochs snapshot needs no job)
+    assert {run.machine.get("worker") for run in runs if run.config.epochs == 2 or run.config.model == "cnn"} == {"local"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from conftest import train_through_the_service
 from mnist_core.cache import RunCache
 
 APP = "../app.py"
@@ -52,7 +53,7 @@ def test_study_page_shows_charts_tables_and_observations_of_cached_runs(tmp_path
     from app_pages import shared
     from mnist_core import study
     cache = RunCache(tmp_path / "runs")
-    study.build_study(study.TINY, mnist, cache, train=True)
+    train_through_the_service([config for _, config in study.study_configs(study.TINY)], mnist, cache)
     monkeypatch.setattr(shared, "run_cache", lambda: cache)
     monkeypatch.setitem(study.SIZES, "tiny", study.TINY)
     at = AppTest.from_file(APP, default_timeout=120)

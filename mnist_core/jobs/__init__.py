@@ -59,7 +59,8 @@ holds them: one of their watchers still waits on an active job, or was around (a
 a job end) within HOLD_SECONDS. So a caller waiting on many jobs (a 1,000-value sweep) finds every
 outcome when the last ends, and memory is still bounded by the students who are around.
 
-Modules: `service` (Job, JobService: the queue, fair share, each job's driver), `channels` (progress
+Modules: `service` (Job, JobService: the queue, dedupe, caps, who waits on what), `fair_share` (who starts
+next), `driver` (each job's thread: trains it, stores it, stops it at the run-time cap), `channels` (progress
 and cancel between server and worker), `worker` (run_job: a job where it trains), `backends` (the
 embedded and Dask services, service_from_env). Everything is imported from here.
 
@@ -77,12 +78,14 @@ without it).
 """
 from .backends import WORKER_POLL_SECONDS, dask_service, embedded_service, service_from_env
 from .channels import CANCEL_POLL_SECONDS, DaskChannel, LocalChannel
-from .service import (ABANDONED, ACTIVE, CLASS_CODE_NEEDED, FAIR_SHARE_HALF_LIFE, HOLD_SECONDS, KEEP_FINISHED,
-                      NO_GPU_WORKER, NO_WORKER, PLACES_MAX_AGE, STATES, Job, JobService, RequestRefused, results_for)
+from .driver import NO_GPU_WORKER, NO_WORKER, TOO_LONG
+from .fair_share import FAIR_SHARE_HALF_LIFE
+from .service import (ABANDONED, ACTIVE, CLASS_CODE_NEEDED, HOLD_SECONDS, KEEP_FINISHED, PLACES_MAX_AGE, STATES, Job,
+                      JobService, RequestRefused, results_for)
 from .worker import WORKER_LOST, JobFailed, JobSpec, run_job, student_message
 
 __all__ = ["Job", "JobService", "JobSpec", "RequestRefused", "JobFailed", "run_job", "embedded_service",
            "dask_service", "service_from_env", "results_for", "student_message", "STATES", "ACTIVE", "WORKER_LOST",
-           "NO_WORKER", "NO_GPU_WORKER", "ABANDONED", "CLASS_CODE_NEEDED", "LocalChannel", "DaskChannel",
+           "NO_WORKER", "NO_GPU_WORKER", "TOO_LONG", "ABANDONED", "CLASS_CODE_NEEDED", "LocalChannel", "DaskChannel",
            "FAIR_SHARE_HALF_LIFE", "HOLD_SECONDS", "KEEP_FINISHED", "PLACES_MAX_AGE", "CANCEL_POLL_SECONDS",
            "WORKER_POLL_SECONDS"]

@@ -1,11 +1,9 @@
-"""The job service itself: `Job`, the queue, fair share, dedupe and caps, and each job's driver thread
-(see the package's docstring).
-"""
+"""The job service itself: `Job`, the queue, dedupe and caps, who waits on what (see the package's
+docstring). Fair share's order: fair_share.py; each job's driver thread: driver.py."""
 from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
-import heapq
 import hmac
 import itertools
 import logging
@@ -16,26 +14,22 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from ..cache import Cancelled, RunCache
+from ..cache import RunCache
 from ..config import RunConfig
 from ..hosting import HostingLimits
-from ..i18n import N_, LabError
+from ..i18n import N_, LabError, Message
 from ..results import RunResult
 from .channels import DaskChannel, LocalChannel
-from .worker import WORKER_LOST, JobFailed, JobSpec, run_job, student_message, unpack
+from .driver import cannot_start, drive
+from .fair_share import Usage, line
 
 log = logging.getLogger(__name__)
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
-FAIR_SHARE_HALF_LIFE = 15 * 60   # seconds: training time used this long ago counts half
 KEEP_FINISHED = 500              # finished jobs remembered beyond those someone holds (for pages that come back)
 HOLD_SECONDS = 10 * 60           # a finished job is held while one of its watchers was around this recently
 PLACES_MAX_AGE = 2.0             # seconds the places shown may lag behind usage that changed with time alone
-NO_WORKER = N_("No machine is connected to train this right now; ask your teacher to start a worker, then press "
-               "Run again.")
-NO_GPU_WORKER = N_("No machine with a GPU is connected, so this CUDA training cannot start. Train it on the CPU "
-                   "(device auto or cpu), or ask your teacher to start a GPU worker, then press Run again.")
 ABANDONED = N_("Nobody was watching this any more, so it was not trained.")
 CLASS_CODE_NEEDED = N_("This server trains only for its class: enter the class code in the sidebar first.")
 
@@ -63,10 +57,18 @@ class Job:
     submitted: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
-    estimate_seconds: float | None = None  # None: nothing measured for this model on this device yet
+    estimate_seconds: float = 0.0  # its training time as estimated when asked (speed.estimate_seconds)
     message: str | None = None    # why it failed (or was dropped unwatched), for a student
     worker: str | None = None     # "local" (embedded) or the Dask worker's address; None until it starts
     trained: bool = False         # False when done because another process had stored the runs meanwhile
+
+    def copy(self) -> "Job":
+        """A copy to hand out: a tenth of dataclasses.replace's cost (the class view copies every job)."""
+        copy = Job.__new__(Job)
+        copy.__dict__.update(self.__dict__)
+        copy.configs, copy.keys, copy.watchers = list(self.configs), list(self.keys), list(self.watchers)
+        copy.epochs = [dict(m) for m in self.epochs]
+        return copy
 
     @property
     def progress(self) -> float:
@@ -83,11 +85,9 @@ class Job:
 class JobService:
     """Owns every training of one server process (or one CLI command). Thread-safe.
 
-    `data` is the server's MnistData (only its data_id and device are used: they make the run keys); a
-    config of the other dataset uses that one's, loaded when first asked for (`data_for`).
-    `shared_files`: workers read the server's data folders (in-process and local workers); else each
-    worker reads its own (MNIST_DATA_DIR, FASHION_MNIST_DATA_DIR) and the hashes must agree.
-    `keep_finished`, `hold_seconds`: when finished jobs are forgotten (KEEP_FINISHED, HOLD_SECONDS).
+    `data`: the server's MnistData (its data_id and device make the run keys; the other dataset's are loaded
+    when first asked for, `data_for`). `shared_files`: workers read the server's data folders, else their
+    own (the hashes must agree). `keep_finished`, `hold_seconds`: see `forgettable`.
     """
 
     def __init__(self, executor: cf.Executor, cache: RunCache, data: Any, capacity: int | Callable[[], int] = 1,
@@ -110,9 +110,9 @@ class JobService:
         self._jobs: dict[str, Job] = {}          # every job still remembered, by id
         self._order = itertools.count()          # submission order, for ties
         self._seq: dict[str, int] = {}
-        self._by_key: dict[str, str] = {}        # run key -> id of the active job producing it
+        self._by_key: dict[str, str] = {}        # run key -> id of the newest job producing it (any state)
         self._channels: dict[str, Any] = {}
-        self._usage: dict[str, tuple[float, float]] = {}  # owner -> (decayed seconds, as of when)
+        self._usage = Usage()                    # each owner's recent training time (fair share)
         self._seen: dict[str, float] = {}        # owner -> when they last asked, or a page showed them their jobs
         self._storing: set[str] = set()          # jobs whose runs are trained and being stored
         self._places: tuple[float, dict[str, int]] | None = None  # (when computed, job id -> place); None: redo
@@ -146,56 +146,30 @@ class JobService:
         with self._lock:
             if self._closed:
                 raise RequestRefused(N_("The training service is shutting down; try again in a minute."))
-            reused, new = [], []
-            for group in groups:
-                wanted = [configs[i] for i in group.serves]
-                keys = [self.cache.key_for(c, data) for c in wanted]
-                todo = []
-                for config, key in zip(wanted, keys):
-                    if key in self._by_key and self._jobs[self._by_key[key]].state in ACTIVE:
-                        job = self._jobs[self._by_key[key]]
-                        if job not in reused:
-                            reused.append(job)
-                    elif config not in todo:
-                        todo.append(config)
-                if todo:
-                    todo.sort(key=lambda c: c.epochs)
-                    new.append(todo)
+            reused, new = sort_out(groups, configs, lambda c: self._active(self.cache.key_for(c, data)))
             joined = [job for job in reused if owner not in job.watchers]
-            self._check(new, len(joined), owner, history)
+            mine = sum(1 for j in self._jobs.values() if owner in j.watchers and j.state in ACTIVE)
+            refused = too_many(self.limits, mine, len(new) + len(joined)) or self.limits.check(
+                [group[-1] for group in new], history, self.data.device.type, len(self.data.test_x))
+            if refused:
+                raise RequestRefused(refused)
             created = [self._create(group, owner, history) for group in new]
             for job in joined:
                 job.watchers.append(owner)
             self._seen[owner] = time.time()
             self._places = None
             self._dispatch()
-            return [self._copy(job) for job in reused + created]
-
-    def _check(self, new: list[list[RunConfig]], joined: int, owner: str, history: list[RunResult]) -> None:
-        cap, more = self.limits.max_queued_per_owner, len(new) + joined
-        if cap is not None and more:
-            # Every active job the owner wants counts in full, however many others want it too (see the top).
-            mine = sum(1 for j in self._jobs.values() if owner in j.watchers and j.state in ACTIVE)
-            if mine + more > cap:
-                raise RequestRefused(
-                    N_("You have {mine} training(s) waiting or running, and this needs {more} more; this server runs "
-                       "at most {cap} per person at a time. Wait for yours to finish, or cancel one."),
-                    mine=mine, more=more, cap=cap)
-        message = self.limits.check([group[-1] for group in new], history, self.data.device.type,
-                                    len(self.data.test_x))
-        if message:
-            raise RequestRefused(message)
+            return [self._copy_of(job) for job in reused + created]
 
     def _create(self, group: list[RunConfig], owner: str, history: list[RunResult]) -> Job:
-        from ..compare import estimate_seconds
+        from ..speed import estimate_seconds
         config = group[-1]
         data = self.data_for(config.dataset)
         # Where it trains: the device the config names (a "cuda" job goes to the GPU workers), else the server's.
         device = data.device.type if config.device == "auto" else config.device
-        guess = estimate_seconds(config, history, device, len(data.test_x))
         job = Job(id=secrets.token_hex(8), config=config, configs=group,
                   keys=[self.cache.key_for(c, data) for c in group], device=device, watchers=[owner],
-                  estimate_seconds=guess[0] if guess else None)
+                  estimate_seconds=estimate_seconds(config, history, device, len(data.test_x)))
         self._jobs[job.id] = job
         self._seq[job.id] = next(self._order)
         for key in job.keys:
@@ -203,21 +177,9 @@ class JobService:
         return job
 
     def seen(self, owner: str) -> None:
-        """`owner` is still around: a page calls this each time it shows their jobs. With
-        MNIST_LAB_ABANDONED_AFTER_SECONDS, a queued job none of whose watchers has been seen (or asked)
-        for that long is dropped before it starts (a running job always finishes); and a finished job is
-        remembered while one of its watchers was seen within HOLD_SECONDS."""
+        """`owner` is still around (each page refresh): their jobs are neither `abandoned` nor `forgettable`."""
         with self._lock:
             self._seen[owner] = time.time()
-
-    def _drop_abandoned(self) -> None:
-        limit = self.limits.abandoned_after_seconds
-        if limit is None:
-            return
-        now = time.time()
-        for job in [j for j in self._jobs.values() if j.state == "queued"]:
-            if all(now - self._seen.get(w, job.submitted) > limit for w in job.watchers):
-                self._record_end(job, "cancelled", ABANDONED)
 
     def cancel(self, job_id: str, owner: str) -> bool:
         """Withdraws `owner`'s request for the job; True if they had asked for it and it had not ended.
@@ -246,15 +208,15 @@ class JobService:
         """A copy of the job, or None if this server does not know it (forgotten, or it restarted since)."""
         with self._lock:
             job = self._jobs.get(job_id)
-            return self._copy(job) if job else None
+            return self._copy_of(job) if job else None
 
     def jobs(self, owner: str | None = None, active_only: bool = False, keys: Iterable[str] | None = None) -> list[Job]:
-        """Copies of the jobs (those `owner` wants, if given; only the active ones producing one of `keys`, if
-        given: found by key, so a page's refresh does not copy the whole class's), running first, then by
-        place in line, then the finished ones, newest first."""
+        """Copies of the jobs (those `owner` wants, if given; the newest job producing each of `keys`, if given:
+        found by key, so a page's refresh does not copy the whole class's), running first, then by place in
+        line, then the finished ones, newest first."""
         with self._lock:
             among = self._jobs if keys is None else {self._by_key[k] for k in keys if k in self._by_key}
-            found = [self._copy(j) for j in map(self._jobs.get, among)
+            found = [self._copy_of(j) for j in map(self._jobs.get, among)
                      if (owner is None or owner in j.watchers) and (not active_only or j.state in ACTIVE)]
         return sorted(found, key=lambda j: ({"running": 0, "queued": 1}.get(j.state, 2), j.place or 0,
                                             -(j.finished or 0)))
@@ -276,9 +238,8 @@ class JobService:
         with self._lock:
             self._closed = True
             if cancel:
-                for job in list(self._jobs.values()):
-                    if job.state in ACTIVE and job.id not in self._storing:
-                        self._stop(job)
+                for job in [j for j in self._jobs.values() if j.state in ACTIVE and j.id not in self._storing]:
+                    self._stop(job)
 
     def counted(self, threads: int, gpu_workers: int) -> None:
         """What a Dask cluster has now (counted by the caller, outside the lock): starts queued jobs if
@@ -304,11 +265,8 @@ class JobService:
                 log.warning("closing %r: %r", thing, e)
 
     # -- scheduling --------------------------------------------------------------------------------
-    def _copy(self, job: Job) -> Job:
-        copy = Job.__new__(Job)  # a tenth of dataclasses.replace's cost: the class view copies every job
-        copy.__dict__.update(job.__dict__)
-        copy.configs, copy.keys, copy.watchers = list(job.configs), list(job.keys), list(job.watchers)
-        copy.epochs = [dict(m) for m in job.epochs]
+    def _copy_of(self, job: Job) -> Job:
+        copy = job.copy()
         if job.state == "queued":
             copy.place = self._place(job.id)
         return copy
@@ -322,90 +280,35 @@ class JobService:
             self._places = (now, {job.id: place for place, job in enumerate(self._line(), start=1)})
         return self._places[1].get(job_id)
 
-    def _decayed(self, owner: str, now: float) -> float:
-        seconds, when = self._usage.get(owner, (0.0, now))
-        return seconds * 0.5 ** ((now - when) / FAIR_SHARE_HALF_LIFE)
+    def _active(self, key: str) -> Job | None:
+        job = self._jobs.get(self._by_key.get(key, ""))
+        return job if job is not None and job.state in ACTIVE else None
 
     def _line(self) -> list[Job]:
-        """Queued jobs in the order they would start if nothing else happened. The next is the oldest job of
-        whoever wants one and has used least (recent time, decayed, with running jobs so far, each shared
-        among its watchers); each pick charges its watchers its estimate (or a minute when nothing is
-        measured yet), shared too, so places are stable. A heap of owners: O(queued log owners)."""
-        queued = sorted((j for j in self._jobs.values() if j.state == "queued"), key=lambda j: self._seq[j.id])
-        if not self.fair_share:
-            return queued
-        now = time.time()
-        wants: dict[str, list[Job]] = {}  # owner -> their queued jobs, oldest first
-        for job in queued:
-            for owner in job.watchers:
-                wants.setdefault(owner, []).append(job)
-        used = {owner: self._decayed(owner, now) for owner in wants}
-        for job in self._jobs.values():
-            if job.state == "running" and job.started:
-                for owner in job.watchers:
-                    if owner in used:
-                        used[owner] += (now - job.started) / len(job.watchers)
-        heads = {owner: 0 for owner in wants}
-        placed: set[str] = set()
-
-        def entry(owner: str) -> tuple[float, int, str] | None:  # the owner's rank now: used, their oldest job
-            jobs = wants[owner]
-            while heads[owner] < len(jobs) and jobs[heads[owner]].id in placed:
-                heads[owner] += 1
-            return (used[owner], self._seq[jobs[heads[owner]].id], owner) if heads[owner] < len(jobs) else None
-
-        ranks = [entry(owner) for owner in wants]
-        heapq.heapify(ranks)
-        line = []
-        while ranks:
-            rank = heapq.heappop(ranks)
-            now_rank = entry(rank[2])
-            if now_rank != rank:  # charged or moved on since it was pushed: push where it stands now
-                if now_rank:
-                    heapq.heappush(ranks, now_rank)
-                continue
-            pick = wants[rank[2]][heads[rank[2]]]
-            placed.add(pick.id)
-            line.append(pick)
-            for owner in pick.watchers:
-                used[owner] += (pick.estimate_seconds or 60.0) / len(pick.watchers)
-                if (pushed := entry(owner)) is not None:
-                    heapq.heappush(ranks, pushed)
-        return line
-
-    def _cannot_start(self, job: Job, since: float | None = None) -> str | None:
-        """Why no worker of the cluster can run `job` (a message for the student), by the last count, or
-        None. `since`: only a count taken after then says so (a job's task was already handed over)."""
-        if self.cluster is None or since is not None and self.cluster[0] <= since:
-            return None
-        _, threads, gpu_workers = self.cluster
-        if threads == 0:
-            return NO_WORKER
-        if job.device == "cuda" and gpu_workers == 0:
-            return NO_GPU_WORKER
-        return None
+        return line(self._jobs.values(), self._seq, self._usage, self.fair_share)
 
     def _dispatch(self) -> None:
         """Starts queued jobs while slots are free, and fails at once those that no worker can run (called
         with the lock held)."""
         for job in [j for j in self._jobs.values() if j.state == "queued"]:
-            reason = self._cannot_start(job)
+            reason = cannot_start(self.cluster, job)
             if reason:
                 self._record_end(job, "failed", reason)
         slots = self.capacity() if callable(self.capacity) else self.capacity
-        if self._running < slots:
-            self._drop_abandoned()
+        if self._running < slots and self.limits.abandoned_after_seconds is not None:
+            for job in abandoned(self._jobs.values(), self._seen, self.limits.abandoned_after_seconds, time.time()):
+                self._record_end(job, "cancelled", ABANDONED)
         while self._running < slots and not self._closed:
-            line = self._line()
-            if not line:
+            order = self._line()
+            if not order:
                 return
-            job = line[0]
+            job = order[0]
             job.state, job.started = "running", time.time()
             self._running += 1
             self._places = None
             channel = DaskChannel(f"mnist-lab-{uuid.uuid4().hex}", self.client) if self.client else LocalChannel()
             self._channels[job.id] = channel
-            threading.Thread(target=self._drive, args=(job, channel), name=f"job-{job.id}", daemon=True).start()
+            threading.Thread(target=drive, args=(self, job, channel), name=f"job-{job.id}", daemon=True).start()
 
     def _end(self, job: Job, state: str, message: str | None = None) -> None:
         """Records a job's end, frees its keys and slot, starts the next (called with the lock held)."""
@@ -418,110 +321,68 @@ class JobService:
         if job.id in self._channels:
             self._channels.pop(job.id)
             self._running -= 1
-            share = (now - (job.started or now)) / len(job.watchers)  # among those who wanted it at the end
-            for owner in job.watchers:
-                self._usage[owner] = (self._decayed(owner, now) + share, now)
+            self._usage.charge(job.watchers, now - (job.started or now), now)  # those who wanted it at the end
         job.state, job.message, job.finished = state, message, now
         self._places = None
-        for key in job.keys:
-            if self._by_key.get(key) == job.id:
-                del self._by_key[key]
-        self._forget_finished(now)
+        for old in forgettable(self._jobs.values(), self._seen, self.keep_finished, self.hold_seconds, now):
+            del self._jobs[old.id]
+            self._seq.pop(old.id, None)
+            for key in old.keys:
+                if self._by_key.get(key) == old.id:
+                    del self._by_key[key]
 
-    def _forget_finished(self, now: float) -> None:
-        """Forgets the oldest finished jobs beyond `keep_finished`, except those someone still holds: a
-        watcher waits on an active job, or was around within `hold_seconds` (asked, was seen, or had a job
-        end), so a caller about to read its jobs' outcomes finds them however many others finished."""
-        finished = [j for j in self._jobs.values() if j.state not in ACTIVE]
-        if len(finished) <= self.keep_finished:
-            return
-        recent = now - self.hold_seconds
-        holding = {w for j in self._jobs.values() for w in j.watchers
-                   if j.state in ACTIVE or (j.finished or 0) > recent}
-        holding.update(w for w, when in self._seen.items() if when > recent)
-        finished.sort(key=lambda j: j.finished or 0)
-        for old in finished[:-self.keep_finished or None]:
-            if holding.isdisjoint(old.watchers):
-                del self._jobs[old.id]
-                self._seq.pop(old.id, None)
 
-    # -- one job, from the server's side -----------------------------------------------------------
-    def _drive(self, job: Job, channel: Any) -> None:
-        """Holds the job's run keys' locks, has the executor train it, drains its progress, stores it. Every
-        call to the channel and the executor happens here, never under the service's lock."""
-        data = self.data_for(job.config.dataset)
-        spec = JobSpec(job.config, tuple(c.epochs for c in job.configs[:-1]), job.device, data.data_id,
-                       data.source if self.shared_files else None)
-        executor = self.gpu_executor if job.device == "cuda" and self.gpu_executor else self.executor
-        stopping = lambda: job.state == "cancelled"  # noqa: E731
-        trained, answered = [], []  # answered: the worker's task ended by itself (not cancelled under it)
+# -- the service's rules, as plain functions of what it holds ------------------------------------------
 
-        def train_missing(todo: list[int]) -> list[tuple[RunResult, dict]]:
-            future, since, told = executor.submit(run_job, spec, channel), time.monotonic(), False
-            while True:
-                try:
-                    out = future.result(timeout=0.1)
-                    break
-                except cf.TimeoutError:
-                    pass
-                except cf.CancelledError:  # cancelled below: its task never ran, or its result is not wanted
-                    raise Cancelled(f"job {job.id} was cancelled") from None
-                except BaseException:
-                    answered.append(True)
-                    raise
-                finally:
-                    events = channel.drain()
-                    if any("worker" in event for event in events):
-                        since = time.monotonic()
-                    self._apply(job, events)
-                reason = None if told else self._cannot_start(job, since)
-                if (stopping() or reason) and not told:
-                    told = True
-                    channel.cancel()  # the worker sees it within CANCEL_POLL_SECONDS (a step, in-process)
-                    future.cancel()   # a task not started yet never starts; a Dask one is released
-                    if reason:
-                        raise JobFailed(WORKER_LOST if job.worker else reason)
-            answered.append(True)
-            with self._lock:  # from here on the runs are stored whole, and a cancel comes too late
-                if stopping() or out["run"]["status"] == "cancelled":
-                    raise Cancelled(f"job {job.id} was cancelled")
-                self._storing.add(job.id)
-            result, snapshots = unpack(out)
-            trained.append(out["worker"])
-            return [(result, snapshots)]
+def too_many(limits: HostingLimits, mine: int, more: int) -> Message | None:
+    """Why an owner who wants `mine` active jobs may not ask for `more`, or None. Every active job the owner
+    wants counts in full, however many others want it too (see the package's docstring)."""
+    cap = limits.max_queued_per_owner
+    if cap is None or not more or mine + more <= cap:
+        return None
+    return Message(N_("You have {mine} training(s) waiting or running, and this needs {more} more; this server runs "
+                      "at most {cap} per person at a time. Wait for yours to finish, or cancel one."),
+                   mine=mine, more=more, cap=cap)
 
-        state, message = "done", None
-        try:
-            self.cache.get_or_train_all([job.config], data, train_missing, stopping)
-        except Cancelled:
-            state = "cancelled"
-        except Exception as e:
-            state, message = "failed", student_message(e)
-            log.warning("job %s (%s) failed: %r", job.id, job.config.describe(), e)
-        finally:
-            if answered:  # else a worker may still be running it: it must go on seeing its cancel flag
-                try:
-                    channel.close()
-                except Exception:
-                    pass
-        with self._lock:
-            self._storing.discard(job.id)
-            if job.state == "cancelled":
-                state, message = "cancelled", None
-            if trained:
-                job.worker, job.trained = trained[0], True
-            self._end(job, state, message)
 
-    def _apply(self, job: Job, events: list[dict[str, Any]]) -> None:
-        with self._lock:
-            for event in events:
-                if "worker" in event:  # an attempt begins: show where, from the start
-                    job.worker, job.epoch, job.fraction, job.running_loss, job.epochs = event["worker"], 0, 0.0, None, []
-                    continue
-                job.epoch, job.fraction = event["epoch"], event["fraction"]
-                job.running_loss = event["metrics"].get("train_loss")
-                if event["fraction"] >= 1.0 and "test_acc" in event["metrics"]:
-                    job.epochs.append(event["metrics"])
+def sort_out(groups: list[Any], configs: list[RunConfig],
+             active: Callable[[RunConfig], Job | None]) -> tuple[list[Job], list[list[RunConfig]]]:
+    """A request's trainings (`groups`, from sweep.plan): the active jobs that already produce some of its
+    runs (`active(config)`), and the new jobs it needs (each a list of configs, shortest first)."""
+    reused, new = [], []
+    for group in groups:
+        todo = []
+        for config in (configs[i] for i in group.serves):
+            job = active(config)
+            if job is not None:
+                if job not in reused:
+                    reused.append(job)
+            elif config not in todo:
+                todo.append(config)
+        if todo:
+            new.append(sorted(todo, key=lambda c: c.epochs))
+    return reused, new
+
+
+def abandoned(jobs: Iterable[Job], seen: dict[str, float], limit: float, now: float) -> list[Job]:
+    """Queued jobs none of whose watchers has been seen (or asked) for `limit` seconds."""
+    return [job for job in jobs if job.state == "queued"
+            and all(now - seen.get(w, job.submitted) > limit for w in job.watchers)]
+
+
+def forgettable(jobs: Iterable[Job], seen: dict[str, float], keep: int, hold: float, now: float) -> list[Job]:
+    """The oldest finished jobs beyond the newest `keep`, except those someone still holds: a watcher waits on
+    an active job, or was around within `hold` seconds (asked, was seen, or had a job end), so a caller
+    about to read its jobs' outcomes finds them however many others finished."""
+    jobs = list(jobs)
+    finished = [j for j in jobs if j.state not in ACTIVE]
+    if len(finished) <= keep:
+        return []
+    recent = now - hold
+    holding = {w for j in jobs for w in j.watchers if j.state in ACTIVE or (j.finished or 0) > recent}
+    holding.update(w for w, when in seen.items() if when > recent)
+    finished.sort(key=lambda j: j.finished or 0)
+    return [old for old in finished[:-keep or None] if holding.isdisjoint(old.watchers)]
 
 
 def results_for(service: JobService, configs: list[RunConfig], jobs: Iterable[Job]) -> list[RunResult | None]:

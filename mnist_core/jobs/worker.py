@@ -93,7 +93,7 @@ def student_message(error: BaseException) -> str:
     """A failure in words a student can act on (the details go to the server's log). The fixed sentences
     are catalog texts: a page shows a job's message through its translator."""
     if isinstance(error, JobFailed):
-        return str(error)
+        return error.args[0] if error.args else WORKER_LOST  # a Message keeps its values, for the page to translate
     if type(error).__name__ in ("KilledWorker", "CommClosedError", "FutureCancelledError"):
         return WORKER_LOST
     if isinstance(error, MemoryError) or "out of memory" in str(error).lower():
