@@ -136,3 +136,25 @@ def test_the_cli_trains_a_grid_and_prints_json_typed_as_a_user_would(tmp_path):
                         "--param2", "lr", "--values2", "0.01"], capture_output=True, text=True, env=env, cwd=ROOT,
                        timeout=120)
     assert p.returncode == 2 and p.stderr.startswith("error: ") and "must differ" in p.stderr
+
+
+def test_the_studys_grid_crosses_the_seeds_learning_rates_and_batch_sizes_and_says_what_it_shows():
+    from mnist_core.study import SIZES, TINY
+    from mnist_core.study_grid import observe, scaling_text, section_grid, seed_text
+    grid = section_grid(SIZES["quick"])
+    assert grid.values == (0.1, 0.01, 0.001, 0.0001) and grid.values2 == (10, 30, 100, 1000)
+    assert grid.base.train_size == 10_000 and grid.base.epochs == 5 and grid.base.init == "normal"
+    assert scaling_text(SIZES["quick"], "en").startswith("Scaled (quick): training images 60,000 → 10,000")
+    assert "batch 10, 30, 100, 1000 (lines 121–176)" in seed_text("en") and "121–176" in seed_text("ko")
+    assert section_grid(TINY).values == (0.01, 0.001)
+    frame = frame_of([(0.1, 10, 0.11), (0.001, 10, 0.95), (0.1, 1000, 0.93), (0.001, 1000, 0.91)]).assign(
+        status="ok", s_per_epoch=[2.0, 2.2, 0.4, 0.5], epochs=5)
+    said = observe(frame)
+    assert said[:2] == lr_batch_findings(frame)
+    assert "The best pair is lr 0.001 at batch 10: 95.0% test accuracy after 5 epoch(s)." in said
+    assert "1 of 4 runs collapsed or diverged (below 20% test accuracy): lr 0.1 at batch 10." in said
+    assert said[-1] == "Seconds per epoch by batch size (the median over the learning rates): batch 10: 2.10 s; " \
+                       "batch 1,000: 0.45 s."
+    korean = observe(frame, "ko")
+    assert len(korean) == len(said) and all(k != e for k, e in zip(korean, said))
+    assert observe(frame.assign(test_acc=float("nan"))) == []
