@@ -199,7 +199,8 @@ def probability_chart(frame: pd.DataFrame, title: str = "", classes: list[str] |
     return alt.layer(bars, labels).properties(title=title, height=PROBABILITY_HEIGHT)
 
 
-GRID_CELL = 56  # px per heatmap row: two lines of text fit
+GRID_CELL = 44  # px per heatmap row
+GRID_FRAME = 120  # the title and the top axis with its title: Streamlit fits the whole drawing into the height
 
 
 def grid_heatmap(frame: pd.DataFrame, title: str, row_title: str, column_title: str, *, percent: bool = True,
@@ -229,4 +230,4 @@ def grid_heatmap(frame: pd.DataFrame, title: str, row_title: str, column_title: 
         color=alt.condition(f"isValid(datum.value) && datum.value > {middle}", alt.value("white"),
                             alt.value("#333")))
     return alt.layer(empty, cells, labels).properties(title=title, width="container",
-                                                       height=GRID_CELL * max(len(rows), 1))
+                                                       height=GRID_FRAME + GRID_CELL * max(len(rows), 1))
