@@ -24,12 +24,15 @@ import streamlit as st
 from mnist_core import ConfigError
 from mnist_core.config import SettingsError
 from mnist_core.compare import PARAM_TITLES, Entry, entries, to_query_params
+from mnist_core.grid import to_query_params as grid_query_params
 from mnist_core.data import DATASETS as DATASET_INFO
 from mnist_core.i18n import N_, markdown_literal
 from mnist_core.results import RunResult
 from app_pages.shared import dataset_or_error, keep, run_cache, tr
 from app_pages.watcher import remembered_jobs
-from app_pages.comparison_sidebar import apply_link, current_preset, init_state, key, read_sidebar, sidebar, widget_keys
+from app_pages.comparison_sidebar import (apply_link, current_preset, init_state, key, read_grid, read_sidebar, sidebar,
+                                         widget_keys)
+from app_pages.comparison_grid import grid_section
 from app_pages.comparison_live import live_section
 from app_pages.comparison_plan import plan_section, preset_banner
 from app_pages.comparison_results import results_section
@@ -63,6 +66,7 @@ def comparison_page(model: str) -> None:
         return
     try:
         comparison = read_sidebar(model)
+        grid = read_grid(model, comparison)  # a second hyperparameter: every pair of values
     except SettingsError as e:
         for error in e.errors:
             st.error(_("**Check the settings in the sidebar.** {error}", error=_.error(error)))
@@ -70,12 +74,15 @@ def comparison_page(model: str) -> None:
     except ConfigError as e:
         st.error(_("**Check the settings in the sidebar.** {error}", error=_.error(e)))
         return
-    params = to_query_params(comparison)
+    params = to_query_params(comparison) if grid is None else grid_query_params(grid)
     st.session_state[f"{model}.link"] = dict(params)
     if _.lang != "en":
         params["lang"] = _.lang
     if st.query_params.to_dict() != params:
         st.query_params.from_dict(params)
+    if grid is not None:
+        grid_section(model, grid, data, _)
+        return
 
     items = entries(comparison)
     param_title = _(PARAM_TITLES.get(comparison.param, comparison.param))

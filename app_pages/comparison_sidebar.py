@@ -6,11 +6,12 @@ from __future__ import annotations
 import streamlit as st
 
 from mnist_core import PRESETS, ConfigError, RunConfig
-from mnist_core.compare import (DEFAULT_VALUES, PARAM_TITLES, Comparison, format_values, from_query_params,
-                                make_comparison, value_label)
+from mnist_core.compare import (DEFAULT_VALUES, PARAM_TITLES, Comparison, format_values, make_comparison,
+                                value_label)
 from mnist_core.config import (ACTIVATIONS, CONV_LAYERS, DATASETS, INITS, MNIST_TEST_SIZE, MNIST_TRAIN_SIZE, OPTIMIZERS,
                                PRECISIONS, SWEEPABLE, coerce, option_label, read_settings)
 from mnist_core.data import DATASETS as DATASET_INFO
+from mnist_core.grid import MAX_SIDE, Grid, from_query_params as link_to_grid, make_grid
 from mnist_core.i18n import N_, Translator
 from mnist_core.train import bf16_native, resolve_device
 from app_pages.shared import restore
@@ -62,7 +63,7 @@ def key(model: str, name: str) -> str:
 
 # -- state: defaults, presets, links ---------------------------------------------------------------
 
-def load_into_sidebar(model: str, comparison: Comparison) -> None:
+def load_into_sidebar(model: str, comparison: Comparison, grid: Grid | None = None) -> None:
     base = comparison.base
     for field in MODEL_FIELDS[model]:
         typed = FIELDS[field][1] is None
@@ -70,10 +71,12 @@ def load_into_sidebar(model: str, comparison: Comparison) -> None:
     st.session_state[key(model, "act1")], st.session_state[key(model, "act2")] = base.activations
     st.session_state[key(model, "param")] = comparison.param
     st.session_state[key(model, "values")] = format_values(comparison.param, comparison.values)
+    st.session_state[key(model, "param2")] = grid.param2 if grid else ""  # "": one hyperparameter, no grid
+    st.session_state[key(model, "values2")] = format_values(grid.param2, grid.values2) if grid else ""
 
 
 def widget_keys(model: str) -> list[str]:
-    return [key(model, name) for name in (*MODEL_FIELDS[model], "act1", "act2", "param", "values")]
+    return [key(model, name) for name in (*MODEL_FIELDS[model], "act1", "act2", "param", "values", "param2", "values2")]
 
 
 def init_state(model: str) -> None:
@@ -106,6 +109,11 @@ def reset_values(model: str) -> None:
     st.session_state[key(model, "values")] = DEFAULT_VALUES[st.session_state[key(model, "param")]]
 
 
+def reset_values2(model: str) -> None:
+    param2 = st.session_state[key(model, "param2")]
+    st.session_state[key(model, "values2")] = DEFAULT_VALUES[param2] if param2 else ""
+
+
 def apply_link(model: str) -> ConfigError | None:
     """Loads a shared link's comparison into the sidebar, once per link. Returns an error to show."""
     params = {k: v for k, v in st.query_params.to_dict().items() if k != "lang"}
@@ -115,7 +123,11 @@ def apply_link(model: str) -> ConfigError | None:
     if params.get("model", model).strip().lower() != model:
         return None  # the other comparison page's link, carried over by a page switch: not for this page
     try:
-        load_into_sidebar(model, from_query_params(params, model=model))
+        linked = link_to_grid(params, model=model)
+        if isinstance(linked, Grid):
+            load_into_sidebar(model, linked.rows, linked)
+        else:
+            load_into_sidebar(model, linked)
     except ConfigError as e:
         return e
     return None
@@ -132,6 +144,12 @@ def read_sidebar(model: str) -> Comparison:
         if not native:  # emulated bf16 is slower than the seed's fp32 loop
             raise ConfigError(N_("bf16 precision is off on this machine: {reason}. Use fp32."), reason=reason)
     return comparison
+
+
+def read_grid(model: str, comparison: Comparison) -> Grid | None:
+    """The sidebar's grid, when a second hyperparameter is chosen; ConfigError if it cannot be one."""
+    param2 = st.session_state[key(model, "param2")]
+    return make_grid(comparison, param2, st.session_state[key(model, "values2")]) if param2 else None
 
 
 def current_preset(comparison: Comparison) -> str | None:
@@ -163,6 +181,12 @@ def sidebar(model: str, _: Translator) -> None:
         st.text_input(_("Values to try"), key=key(model, "values"),
                       help=_("Separate values with commas (e.g. {example}). Activation pairs: separate pairs with ';'.",
                              example=example))
+        st.selectbox(_("Second hyperparameter (optional)"), ("", *SWEEPABLE[model]), key=key(model, "param2"),
+                     format_func=lambda p: _(PARAM_TITLES.get(p, p)) if p else _("none"), on_change=reset_values2,
+                     args=(model,), help=_("Pick one to try every pair of values: a grid of at most {n} × {n} runs.",
+                                           n=MAX_SIDE))
+        # always drawn (a widget left out of a run loses its value): off while there is no second hyperparameter
+        st.text_input(_("Its values"), key=key(model, "values2"), disabled=not st.session_state[key(model, "param2")])
 
         st.subheader(_("Base settings"))
         st.caption(_("Every run uses these; the compared {setting} overrides its own.",

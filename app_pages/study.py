@@ -12,6 +12,10 @@ from mnist_core.compare import settings_text
 from mnist_core.jobs import ACTIVE
 from mnist_core.report import TEXT as REPORT_TEXT, results_table, section_charts, to_html
 from mnist_core.study import SIZE_NAMES, SIZES, Section, build_study, missing_text, seed_setting
+from mnist_core.study_grid import GridSection, build_grid_section, seed_text
+from mnist_core.compare import PARAM_TITLES
+from mnist_core.grid import lr_batch_note
+from app_pages.comparison_grid import heatmaps
 
 
 
@@ -62,6 +66,36 @@ def show_section(section: Section, data, cache) -> None:
         st.markdown("\n".join(f"- {o}" for o in section.observations))
 
 
+def show_grid_section(section: GridSection, data, cache) -> None:
+    """The learning rate × batch size grid: its heatmaps, the concept note ending with it, its observations."""
+    _ = tr()
+    scope = "study.lr-batch"
+    st.header(section.title, anchor="mlp-lr-batch")
+    st.markdown(_("**{question}:** {text}", question=_(REPORT_TEXT["question"]), text=section.question))
+    st.caption(section.scaling)
+    st.caption(seed_text(_.lang))
+    if section.missing:
+        st.warning(_("Not trained yet: {n} of the grid's {total} runs. Training them would take about {cost}.",
+                     n=len(section.missing), total=len(section.cells), cost=_.duration(section.estimate.seconds)))
+        keys = [cache.key_for(c, data) for c in section.configs]
+        jobs = remembered_jobs(scope, keys)
+        failed_block(jobs)
+        if any(job.state in ACTIVE for job in jobs):
+            watcher(scope, keys, lambda job: settings_text(job.config, _.lang))
+        elif st.button(_("Train this section"), key="study.train.mlp-lr-batch", disabled=not may_train()):
+            if refused := submit(scope, section.configs):
+                st.session_state["study.notice"] = refused
+            st.rerun()
+    frame = section.frame()
+    heatmaps(frame, _(PARAM_TITLES["lr"]), _(PARAM_TITLES["batch_size"]), _)
+    title, body = lr_batch_note(frame, _.lang)
+    with st.expander(_("Concept: {title}", title=title)):
+        st.markdown(body)
+    if section.observations:
+        st.subheader(_(REPORT_TEXT["observations"]))
+        st.markdown("\n".join(f"- {o}" for o in section.observations))
+
+
 def study_page() -> None:
     _ = tr()  # the sidebar's language switch (app.py) serves every page
     restore("study.size", "quick")
@@ -84,6 +118,7 @@ def study_page() -> None:
                        file_name=f"study-{size}-{_.lang}.html", mime="text/html", key="study.download")
     for section in sections:
         show_section(section, data, cache)
+    show_grid_section(build_grid_section(SIZES[size], data, cache, lang=_.lang), data, cache)
 
 
 study_page()

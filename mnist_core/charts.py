@@ -197,3 +197,37 @@ def probability_chart(frame: pd.DataFrame, title: str = "", classes: list[str] |
         label="datum.probability < 0.005 ? '<1%' : format(datum.probability, '.0%')",
     ).mark_text(align="left", dx=3, fontSize=10).encode(text="label:N")
     return alt.layer(bars, labels).properties(title=title, height=PROBABILITY_HEIGHT)
+
+
+GRID_CELL = 44  # px per heatmap row
+GRID_FRAME = 120  # the title and the top axis with its title: Streamlit fits the whole drawing into the height
+
+
+def grid_heatmap(frame: pd.DataFrame, title: str, row_title: str, column_title: str, *, percent: bool = True,
+                 text: Text = _same) -> alt.Chart:
+    """A grid of runs as a heatmap: one cell per pair of values, coloured by `value` and labelled with `label`
+    (grid.heatmap_frame: the number written out, or why there is none). Cells without a value (a pair that
+    cannot work, a run not trained yet) are grey, their label says why and their tooltip gives the reason."""
+    rows, columns = series_order(frame.assign(order=frame["row_order"]), "row"), \
+        series_order(frame.assign(order=frame["column_order"]), "column")
+    x = alt.X("column:N", title=column_title, sort=columns, axis=alt.Axis(labelAngle=0, orient="top"))
+    y = alt.Y("row:N", title=row_title, sort=rows)
+    tooltip = [alt.Tooltip("row:N", title=row_title), alt.Tooltip("column:N", title=column_title),
+               alt.Tooltip("label:N", title=title), alt.Tooltip("reason:N", title=text(N_("why")))]
+    base = alt.Chart(frame).encode(x=x, y=y, tooltip=tooltip)
+    empty = base.mark_rect(color="#e8e8e8", stroke="white", strokeWidth=2)
+    valued = frame[frame["value"].notna()]
+    low, high = (float(valued["value"].min()), float(valued["value"].max())) if len(valued) else (0.0, 1.0)
+    # Accuracy: darker is better. Time: darker is slower.
+    colour = alt.Color("value:Q", title=title, legend=None,
+                       scale=alt.Scale(scheme="blues" if percent else "oranges", domain=[low, high] if high > low
+                                       else [low - 1e-9, high + 1e-9]))
+    cells = alt.Chart(valued).encode(x=x, y=y, tooltip=tooltip).mark_rect(stroke="white", strokeWidth=2) \
+        .encode(color=colour)
+    middle = (low + high) / 2
+    labels = base.mark_text(fontSize=12, lineBreak="\n").encode(
+        text="label:N",
+        color=alt.condition(f"isValid(datum.value) && datum.value > {middle}", alt.value("white"),
+                            alt.value("#333")))
+    return alt.layer(empty, cells, labels).properties(title=title, width="container",
+                                                       height=GRID_FRAME + GRID_CELL * max(len(rows), 1))

@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--preset", choices=sorted(PRESETS), help="one of the seed's experiments")
     sweep.add_argument("--param", help="the hyperparameter to vary, e.g. lr")
     sweep.add_argument("--values", help="its values, e.g. 0.1,0.01 (activations: 'relu,relu;sigmoid,relu')")
+    sweep.add_argument("--param2", help="a second hyperparameter: the sweep becomes a grid of every pair of values "
+                                        "(at most 6 x 6), e.g. batch_size")
+    sweep.add_argument("--values2", help="the second hyperparameter's values, e.g. 10,100,1000")
     with_config_flags(sub.add_parser("shapes", help="print a CNN config's shape flow"))
     predict = sub.add_parser("predict", help="read digits from image files with a cached run")
     predict.add_argument("--run", required=True, help="run key (see 'cache list')")
@@ -264,7 +267,50 @@ def sweep_configs(args: argparse.Namespace) -> tuple[str, list[Any], list[RunCon
     return param, values, configs
 
 
+def grid_configs(args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    """The grid of --param/--values and --param2/--values2: (the grid, its cells). Values that are not values are
+    usage errors; a pair that cannot work (a CNN whose shapes collapse) is a cell with its reason."""
+    from .compare import Comparison, format_values
+    from .grid import cells, make_grid
+    if args.preset or not (args.param and args.values and args.param2 and args.values2):
+        raise UsageError("a grid needs --param NAME --values V1,V2,... and --param2 NAME --values2 V1,V2,... "
+                         "(not --preset)")
+    param, param2 = args.param.replace("-", "_"), args.param2.replace("-", "_")
+    base = config_from_args(args)
+    for flag, name in (("--param", param), ("--param2", param2)):
+        if name not in SWEEPABLE[base.model]:
+            raise UsageError(f"{flag} {name} cannot be varied for the {base.model}; "
+                             f"choose one of: {', '.join(SWEEPABLE[base.model])}")
+    values, values2 = parse_values(param, args.values), parse_values(param2, args.values2)  # strict: no typos run
+    grid = make_grid(Comparison(base, param, tuple(values)), param2, format_values(param2, values2))
+    return grid, cells(grid)
+
+
+def cmd_grid(args: argparse.Namespace) -> int:
+    """sweep with --param2: every pair of values; a pair that cannot work is named on stderr and skipped."""
+    grid, grid_cells = grid_configs(args)
+    for cell in grid_cells:
+        if cell.entry.config is None:
+            print(f"skipped {grid.param}={cell.row_label} {grid.param2}={cell.column_label}: {cell.entry.error}",
+                  file=sys.stderr)
+    valid = [c for c in grid_cells if c.entry.config is not None]
+    if not valid:
+        raise UsageError("no pair of values in this grid can work (see above)")
+    results = run_jobs(args, [c.entry.config for c in valid],
+                       [f"{grid.param}={c.row_label} {grid.param2}={c.column_label}" for c in valid])
+    done = [(c, r) for c, r in zip(valid, results) if r is not None]
+    if args.json:
+        print(json.dumps([{**run_json(r), "grid": {grid.param: _label(c.entry.value[0]),
+                                                   grid.param2: _label(c.entry.value[1])}} for c, r in done], indent=2))
+    else:
+        print(f"{grid.param} x {grid.param2} grid, base: {valid[0].entry.config.describe()}")
+        print(table([{grid.param: c.row_label, grid.param2: c.column_label, **summary_row(r)} for c, r in done]))
+    return 0 if len(done) == len(grid_cells) else 1
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
+    if args.param2 or args.values2:
+        return cmd_grid(args)
     param, values, configs = sweep_configs(args)
     results = run_jobs(args, configs, [f"{param}={_label(v)}" for v in values])
     done = [(v, r) for v, r in zip(values, results) if r is not None]

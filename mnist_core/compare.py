@@ -226,6 +226,7 @@ def shape_flow_frame(items: Sequence[Entry]) -> pd.DataFrame:
 URL_PARAM = "compare"
 URL_VALUES = "values"
 URL_LANG = "lang"  # the language a link was shared in; not part of the comparison
+URL_PARAM2, URL_VALUES2 = "compare2", "values2"  # a grid's second hyperparameter (read by grid.from_query_params)
 
 
 def to_query_params(comparison: Comparison) -> dict[str, str]:
@@ -246,7 +247,7 @@ def from_query_params(params: Mapping[str, Any], model: str | None = None) -> Co
         if not isinstance(value, str) or len(value) > MAX_URL_VALUE_CHARS:
             raise ConfigError(N_("The link's setting '{name}' is not valid."), name=str(name)[:40])
         clean[str(name)] = value
-    unknown = sorted(set(clean) - set(FIELD_TYPES) - {URL_PARAM, URL_VALUES, URL_LANG})
+    unknown = sorted(set(clean) - set(FIELD_TYPES) - {URL_PARAM, URL_VALUES, URL_LANG, URL_PARAM2, URL_VALUES2})
     if unknown:
         raise ConfigError(N_("The link has settings this app does not know: {names}."),
                           names=", ".join(n[:40] for n in unknown))

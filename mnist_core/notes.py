@@ -67,6 +67,14 @@ NOTES = {
         "(keep 0.5: half of them, chosen anew at every step), so no unit can rely on another. At test time all "
         "units are on. It fights overfitting: the training accuracy is lower than without it, the test accuracy "
         "often higher.")),
+    "lr_batch": Note(N_("Learning rate and batch size"), N_(
+        "A step follows the gradient averaged over its batch. A batch of 1,000 averages away most of the noise of "
+        "single images, a batch of 10 keeps much of it, so a bigger batch can take a bigger step without being "
+        "thrown off course. It also has to: in the same number of epochs it takes fewer steps (60 per epoch on "
+        "60,000 images at batch 1,000, 6,000 at batch 10), so each step must go further. With plain SGD the rule of "
+        "thumb is to scale the learning rate with the batch size; Adam divides each weight's step by its own "
+        "gradient's size, so its best learning rate moves less. A grid of both shows it: read the best learning "
+        "rate at each batch size.")),
 }
 
 # The sentence that ties a note to the student's own comparison.

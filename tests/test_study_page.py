@@ -2,6 +2,8 @@
 saying what its runs would cost with a button to train them, in English and in Korean, and trains nothing."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -31,11 +33,13 @@ def test_study_page_with_nothing_cached_shows_costs_and_trains_nothing(tmp_path,
     assert not at.exception, at.exception
     assert at.title[0].value == "The seed's study, regenerated"
     assert [h.value for h in at.header] == ["MLP: learning rate", "MLP: epochs", "MLP: batch size",
-                                            "MLP: activation functions", "CNN: stride", "CNN: filter size"]
+                                            "MLP: activation functions", "CNN: stride", "CNN: filter size",
+                                            "MLP: learning rate × batch size"]
     warnings = [w.value for w in at.warning]
-    assert len(warnings) == 6 and all(w.startswith("Not trained yet:") for w in warnings)
+    assert len(warnings) == 7 and all(w.startswith("Not trained yet:") for w in warnings)
+    assert warnings[6].startswith("Not trained yet: 16 of the grid's 16 runs.")
     assert "0.1, 0.01, 0.001, 0.0001, 0.1 (seed 1), 0.1 (seed 2)" in warnings[0]
-    assert len([b for b in at.button if b.key and b.key.startswith("study.train.")]) == 6
+    assert len([b for b in at.button if b.key and b.key.startswith("study.train.")]) == 7
     assert any(c.value.startswith("Scaled (quick): training images 60,000 → 10,000") for c in at.caption)
     assert empty.list() == []  # opening the page trained nothing
 
@@ -51,9 +55,10 @@ def test_study_page_with_nothing_cached_shows_costs_and_trains_nothing(tmp_path,
 def test_study_page_shows_charts_tables_and_observations_of_cached_runs(tmp_path, monkeypatch, mnist):
     """The tiny study, trained into the page's cache, shown through a size the page lists only here."""
     from app_pages import shared
-    from mnist_core import study
+    from mnist_core import study, study_grid
     cache = RunCache(tmp_path / "runs")
-    train_through_the_service([config for _, config in study.study_configs(study.TINY)], mnist, cache)
+    configs = [config for _, config in study.study_configs(study.TINY)]
+    train_through_the_service(configs + study_grid.build_grid_section(study.TINY, mnist, cache).configs, mnist, cache)
     monkeypatch.setattr(shared, "run_cache", lambda: cache)
     monkeypatch.setitem(study.SIZES, "tiny", study.TINY)
     at = AppTest.from_file(APP, default_timeout=120)
@@ -67,3 +72,6 @@ def test_study_page_shows_charts_tables_and_observations_of_cached_runs(tmp_path
     assert len(at.dataframe) == 6 and at.dataframe[1].value.columns[0] == "epochs"
     observations = [m.value for m in at.markdown if m.value.startswith("- ")]
     assert len(observations) >= 6 and any("Values into the classifier" in m for m in observations)
+    assert any(m.startswith("- Best learning rate per batch size in your grid: batch 30: lr ") for m in observations)
+    assert {"Final test accuracy over the grid", "Seconds per epoch over the grid"} <= \
+        {json.loads(c.proto.spec).get("title") for c in at.get("vega_lite_chart")}
