@@ -253,6 +253,11 @@ def extract(root: Path) -> dict[str, list[tuple[str, int]]]:
             for text in (message if isinstance(message, tuple) else (message,)):
                 if text:
                     found.setdefault(text, []).append((str(path.relative_to(root)), lineno))
+    from .notes import NOTES_FILE, read_notes  # the concept notes are prose in a file of their own
+    where = str(NOTES_FILE.relative_to(root)) if NOTES_FILE.is_relative_to(root) else NOTES_FILE.name
+    for note in read_notes().values():
+        for text in (note.title, note.body):
+            found.setdefault(text, []).append((where, 0))
     return found
 
 

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from .config import RunConfig
 from .data import MnistData, scored_test_images
 from .errors import DeviceError
+from .i18n import N_, Message
 from .models import build_model
 from .results import EpochMetrics, ProgressFn, RunResult, StopFn  # noqa: F401  (the engine's public types)
 
@@ -58,8 +59,9 @@ def resolve_device(name: str = "auto") -> str:
 ONEDNN_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
 
 
-def bf16_native(device: str) -> tuple[bool, str]:
-    """Whether `device` computes bf16 natively, and why (or why not), in words for a student.
+def bf16_native(device: str) -> tuple[bool, Message]:
+    """Whether `device` computes bf16 natively, and why (or why not), in words for a student (a Message: a
+    page shows it in the student's language, `str()` reads English).
 
     bf16 autocast is only worth offering where it is native: on a CPU without it, oneDNN emulates
     bf16 and a CNN epoch took 6.7x longer than the seed's plain fp32 loop. On a CPU, the bf16 matmuls
@@ -70,20 +72,23 @@ def bf16_native(device: str) -> tuple[bool, str]:
     """
     if device == "cuda":
         if not torch.cuda.is_available():
-            return False, "this machine has no CUDA GPU"
+            return False, Message(N_("this machine has no CUDA GPU"))
         if torch.cuda.is_bf16_supported():
-            return True, f"{torch.cuda.get_device_name(0)} computes bf16 natively"
-        return False, "this GPU has no native bf16 (it needs compute capability 8.0 or newer)"
+            return True, Message(N_("{gpu} computes bf16 natively"), gpu=torch.cuda.get_device_name(0))
+        return False, Message(N_("this GPU has no native bf16 (it needs compute capability 8.0 or newer)"))
     if device != "cpu":
-        return False, f"bf16 autocast is not used on {device}"
+        return False, Message(N_("bf16 autocast is not used on {device}"), device=device)
     flags = [getattr(torch.cpu, name, lambda: False) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     if not any(has() for has in flags):
-        return False, "this CPU has no native bf16 (AVX512-BF16 or AMX); emulated bf16 is slower than fp32"
+        return False, Message(N_("this CPU has no native bf16 (AVX512-BF16 or AMX); emulated bf16 is slower than fp32"))
     limit = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "")).strip().upper()
     if limit in ONEDNN_WITHOUT_BF16 or not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        why = f"ONEDNN_MAX_CPU_ISA={limit}" if limit else "this PyTorch build's oneDNN"
-        return False, f"{why} keeps PyTorch from this CPU's bf16 instructions; emulated bf16 is slower than fp32"
-    return True, "this CPU computes bf16 natively (AVX512-BF16 or AMX)"
+        if limit:
+            return False, Message(N_("ONEDNN_MAX_CPU_ISA={limit} keeps PyTorch from this CPU's bf16 instructions; emulated "
+                                     "bf16 is slower than fp32"), limit=limit)
+        return False, Message(N_("this PyTorch build's oneDNN keeps PyTorch from this CPU's bf16 instructions; emulated "
+                                 "bf16 is slower than fp32"))
+    return True, Message(N_("this CPU computes bf16 natively (AVX512-BF16 or AMX)"))
 
 
 _init_lock = threading.Lock()

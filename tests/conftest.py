@@ -60,3 +60,23 @@ def train_through_the_service(configs, data, cache):
         return results_for(service, configs, [service.job(job.id) for job in jobs])
     finally:
         service.shutdown()
+
+
+def stop(process) -> None:
+    """Stops a server or worker the tests started (a subprocess.Popen), by its PID: SIGTERM, then SIGKILL after
+    15 s. One started in a session of its own (a README line run by bash) is stopped with its whole group."""
+    import signal
+    import subprocess
+    try:
+        kill = os.killpg if os.getpgid(process.pid) == process.pid else os.kill
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if process.poll() is not None:
+                return
+            kill(process.pid, sig)
+            try:
+                process.wait(15)
+                return
+            except subprocess.TimeoutExpired:  # harder
+                continue
+    except ProcessLookupError:  # it had ended already
+        pass

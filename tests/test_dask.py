@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import stop
+
 distributed = pytest.importorskip("distributed", reason="distributed (Dask) is not installed: pip install distributed")
 
 from mnist_core.cache import RunCache  # noqa: E402
@@ -67,16 +69,6 @@ def running_cluster(tmp: Path, *workers: list[str]):
     finally:
         for process in reversed(processes):
             stop(process)
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(10)
 
 
 @pytest.fixture(scope="module")

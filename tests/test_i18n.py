@@ -97,3 +97,7 @@ def test_a_failed_jobs_fixed_reasons_read_in_korean():
     assert Translator("ko")(WORKER_LOST) != WORKER_LOST
     out_of_memory = student_message(MemoryError())
     assert Translator("ko")(out_of_memory) != out_of_memory
+    # An error nobody foresaw: a sentence a student can act on, never the exception's text or type.
+    surprise = student_message(KeyError("weights/fc1.bias"))
+    assert "KeyError" not in surprise and "fc1" not in surprise and "teacher" in surprise
+    assert Translator("ko")(surprise) != surprise

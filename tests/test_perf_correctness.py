@@ -2,6 +2,7 @@
 trained alone, a reused epoch prefix == a real shorter run; bf16 learns and is offered only where native;
 no step reads a number back from the device. Correctness only: speed is bench/run.py's job."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from mnist_core.cli import main
 from mnist_core.config import RunConfig
 from mnist_core.data import MnistData
 from mnist_core.sweep import run_sweep
+from mnist_core.i18n import translate
 from mnist_core.train import bf16_native, train
 
 pytestmark = pytest.mark.numerics
@@ -103,6 +105,9 @@ def test_bf16_is_native_exactly_where_the_cpu_has_avx512_bf16_or_amx():
         assert native_gpu == torch.cuda.is_bf16_supported()
     else:
         assert not native_gpu and "no CUDA GPU" in reason_gpu
+    # Said in the student's language where a page shows it (the precision box's help): no English left.
+    assert translate(reason, "ko") != str(reason) and "CPU" in translate(reason, "ko")
+    assert not re.search(r"\b(this|the|has|is)\b", translate(reason, "ko"))
 
 
 def test_the_cli_refuses_bf16_where_it_is_not_native(tmp_path, capsys):

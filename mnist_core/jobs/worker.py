@@ -24,6 +24,8 @@ from ..i18n import N_
 from ..results import RunResult
 from .channels import DaskChannel, LocalChannel
 
+UNEXPECTED = N_("The training stopped with an unexpected error (the server's log says which). Press Run to try again; "
+                "if it happens again, tell your teacher.")
 WORKER_LOST = N_("The machine training this stopped before it finished; press Run to train it again.")
 
 
@@ -98,4 +100,4 @@ def student_message(error: BaseException) -> str:
         return WORKER_LOST
     if isinstance(error, MemoryError) or "out of memory" in str(error).lower():
         return N_("The training ran out of memory; try a smaller batch size or a smaller model.")
-    return f"The training stopped with an error ({type(error).__name__}: {error}). Press Run to try again."
+    return UNEXPECTED  # the exception itself goes to the operator's log (the driver logs it), not to a student
