@@ -64,6 +64,16 @@ def student_link(i: int, values: str = LINK["values"]) -> dict[str, str]:
     return {**LINK, "values": values, "seed": str(SEED0 + i)}
 
 
+# The watching phase: one run long enough to measure (40,000 images), waiting behind another while the
+# watchers open its link, then training while they all watch it (their watcher fragments rerun every 2 s).
+WATCH_SEED, BLOCKER_SEED = 2000, 2001
+WATCH_SIZE = {"train_size": os.environ.get("CLASS_LOAD_WATCH_SIZE", "20000")}  # --watch-size
+
+
+def watch_link(seed: int) -> dict[str, str]:
+    return {**LINK, "epochs": "2", "train_size": WATCH_SIZE["train_size"], "values": "0.001", "seed": str(seed)}
+
+
 # -- measuring ----------------------------------------------------------------------------------------
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -315,10 +325,11 @@ async def light_student(st: Student, url: str, n: int, rng: random.Random, think
                                                              timeout=left())))
         st.notes.append("classmate " + " ".join(e.text for e in s.find(
             lambda e: e.kind == "metric" and "cached" in e.text)))
-    except asyncio.TimeoutError:
+    except asyncio.TimeoutError:  # the class's time cap came: where this student was is in the record
         st.notes.append("stopped at the deadline")
         if st.run_clicked is not None and st.outcome is None:
-            st.outcome = "lost"
+            st.outcome = "not done by the time cap"
+            st.spinner_left = bool(s.find(lambda e: e.kind == "progress"))
     except Exception as e:  # a broken student must not stop the class: it is recorded
         st.notes.append("error: " + "".join(traceback.format_exception_only(type(e), e)).strip())
         if st.run_clicked is not None and st.outcome is None:
@@ -420,7 +431,7 @@ async def browser_student(st: Student, browser, url: str, n: int, rng: random.Ra
     except (asyncio.TimeoutError, TimeoutError):
         st.notes.append("stopped at the deadline")
         if st.run_clicked is not None and st.outcome is None:
-            st.outcome = "lost"
+            st.outcome = "not done by the time cap"
     except Exception as e:
         st.notes.append("error: " + "".join(traceback.format_exception_only(type(e), e)).strip()[:300])
         if st.run_clicked is not None and st.outcome is None:
@@ -473,12 +484,14 @@ def queue_figures(students: list[Student], runs: list[dict]) -> dict:
             "per_student_wait_s": {str(i): round(w, 2) for i, w in sorted(waits.items())}}
 
 
-def train_alone(n: int, cache_dir: Path) -> list[dict]:
+def train_alone(n: int, cache_dir: Path, watched: bool = False) -> list[dict]:
     """The students' jobs (the first n students' comparisons) through the embedded job service in a process
     of its own, with no server and no sessions: the throughput the same jobs get alone."""
     code = ("import sys, json; sys.path.insert(0, 'bench'); import class_load; "
             f"class_load.alone_worker({n})")
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**server_env(cache_dir), "CLASS_LOAD_LINK": json.dumps(LINK)},
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**server_env(cache_dir), "CLASS_LOAD_LINK": json.dumps(LINK),
+                                                 "CLASS_LOAD_WATCHED": "1" if watched else "",
+                                                 "CLASS_LOAD_WATCH_SIZE": WATCH_SIZE["train_size"]},
                    check=True)
     return trained_runs(cache_dir)
 
@@ -493,6 +506,9 @@ def alone_worker(n: int) -> None:
         configs = [e.config for e in entries(from_query_params(student_link(i, CHANGED_VALUES), model="mlp"))]
         jobs = service.submit(configs, f"student-{i}")
         service.wait([j.id for j in jobs])
+    if os.environ.get("CLASS_LOAD_WATCHED"):
+        configs = [e.config for e in entries(from_query_params(watch_link(WATCH_SEED), model="mlp"))]
+        service.wait([j.id for j in service.submit(configs, "watched")])
 
 
 def throughput(alone: list[dict], loaded: list[dict]) -> dict:
@@ -510,10 +526,40 @@ def throughput(alone: list[dict], loaded: list[dict]) -> dict:
             "ratio": round(b / a, 3)}
 
 
+# -- training while a class watches -------------------------------------------------------------------------
+
+async def watch_phase(url: str, watchers: int, timeout: float) -> dict:
+    """`watchers` sessions open the link of a run that waits behind another, then watch it train to the end
+    (their watcher fragments rerun every 2 s): the training's own throughput with a class watching."""
+    blocker, owner = LightSession(url), LightSession(url)
+    sessions: list[LightSession] = []
+    try:
+        await blocker.open("mlp", urlencode(watch_link(BLOCKER_SEED)), timeout=timeout)
+        await owner.open("mlp", urlencode(watch_link(WATCH_SEED)), timeout=timeout)
+        blocker_done, done = blocker.wait_for(is_outcome), owner.wait_for(is_outcome)
+        await blocker.click("mlp.run")
+        await blocker.wait_run(timeout)
+        await owner.click("mlp.run")
+        await owner.wait_run(timeout)
+        sessions = [LightSession(url) for _ in range(watchers)]
+        loads = await asyncio.gather(*(s.open("mlp", urlencode(watch_link(WATCH_SEED)), timeout=timeout)
+                                       for s in sessions), return_exceptions=True)
+        watching_before_start = not blocker_done.done()
+        await asyncio.wait_for(asyncio.gather(blocker_done, done), timeout)
+        refreshes = sum(s.messages for s in sessions)
+        return {"watchers": watchers, "watchers_settled_before_it_started": watching_before_start,
+                "watcher_page_load_s": summary([x for x in loads if isinstance(x, float)]),
+                "watcher_errors": [str(x)[:100] for x in loads if not isinstance(x, float)][:3],
+                "messages_to_watchers": refreshes}
+    finally:
+        for s in [blocker, owner, *sessions]:
+            await s.close()
+
+
 # -- one class ---------------------------------------------------------------------------------------------
 
 async def class_run(n: int, browsers: int, minutes: float, think: float, seed: int, tmp: Path,
-                    warm_up_training: bool = False) -> tuple[dict, list, list]:
+                    warm_up_training: bool = False, watchers: int = 0) -> tuple[dict, list, list]:
     loadavg_before = os.getloadavg()
     with Server(tmp) as server:
         # the first visit loads torch, the dataset and the job service: a warm-up session, as the teacher's
@@ -561,6 +607,12 @@ async def class_run(n: int, browsers: int, minutes: float, think: float, seed: i
                 await browser.close()
                 await playwright.stop()
         wall = time.time() - t0
+        watched = None
+        if watchers:
+            try:
+                watched = await watch_phase(server.url, watchers, timeout=600)
+            except Exception as e:  # recorded, and the class's figures are kept
+                watched = {"error": "".join(traceback.format_exception_only(type(e), e)).strip()[:300]}
         stop.set()
         await sampling
         sampler.sample(t0)
@@ -568,7 +620,10 @@ async def class_run(n: int, browsers: int, minutes: float, think: float, seed: i
         own1 = os.times()
         final_mem = memory_mb(server.proc.pid)
         loadavg_after = os.getloadavg()
-    runs = [r for r in trained_runs(server.cache_dir) if r["seed"] >= SEED0]  # not the warm-up's run
+    every_run = trained_runs(server.cache_dir)
+    runs = [r for r in every_run if SEED0 <= r["seed"] < SEED0 + n]  # not the warm-up's, nor the watched one
+    if watched is not None and "error" not in watched:
+        watched["runs"] = [r for r in every_run if r["seed"] in (WATCH_SEED, BLOCKER_SEED)]
     generator_own = (own1.user - own0.user) + (own1.system - own0.system)
     browser_cpu = sum(sampler.child_cpu.values())
 
@@ -602,6 +657,7 @@ async def class_run(n: int, browsers: int, minutes: float, think: float, seed: i
             "runs_trained": len(runs)},
         "light": figures("light"), "browser": figures("browser") if browsers else None,
         "queue": queue_figures(students, runs),
+        "watched": watched,
         "server": {"peak_rss_mb_sampled": round(sampler.peak_rss, 1), "vm_hwm_mb": round(final_mem["VmHWM"], 1),
                    "cpu_s": round(server_cpu, 1), "cpu_cores_used": round(server_cpu / wall, 2)},
         "load_generator": {"own_cpu_s": round(generator_own, 1), "browser_processes_cpu_s": round(browser_cpu, 1),
@@ -638,38 +694,53 @@ def main(argv: list[str] | None = None) -> dict:
                         help="train a tiny run before the class comes in (the server's first training sets up "
                              "torch's optimizer, ~2.5 s alone and much more under load); default: the first "
                              "student's job pays it")
+    parser.add_argument("--watchers", type=int, default=-1,
+                        help="after the headline class: this many sessions watch one run train (2 epochs of --watch-size), "
+                             "against the same run alone (default: as many as the students; 0: skip)")
+    parser.add_argument("--watch-size", default=WATCH_SIZE["train_size"],
+                        help="training images of the watched run (2 epochs; default 20000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--note", default="", help="a note stored with the results (e.g. a noisy machine)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "class_load_results.json"))
     args = parser.parse_args(argv)
     sizes = [int(x) for x in args.curve.split(",") if x.strip()] + [args.students]
     LINK.update(epochs=str(args.epochs), train_size=str(args.train_size))  # the alone worker gets them too
+    WATCH_SIZE["train_size"] = str(args.watch_size)
     results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "machine": machine(), "command": "python bench/class_load.py " + " ".join(argv or sys.argv[1:]),
                "note": args.note, "script": LINK | {"changed_values": CHANGED_VALUES}, "classes": []}
     with tempfile.TemporaryDirectory(prefix="mnist-lab-class-") as tmp:
         alone_n = min(args.alone, max(sizes))
-        alone = train_alone(alone_n, Path(tmp) / "alone-before") if alone_n else []
+        watching = args.watchers != 0
+        alone = train_alone(alone_n, Path(tmp) / "alone-before", watching) if alone_n or watching else []
         for n in sizes:
             print(f"class of {n} ...", flush=True)
             run_dir = Path(tmp) / f"class-{n}"
             run_dir.mkdir()
+            # --students 0 --watchers 30: only the watching phase
+            watchers = (n if args.watchers < 0 else args.watchers) if n == args.students else 0
             result, students, runs = asyncio.run(class_run(n, min(args.browsers, n), args.minutes, args.think,
-                                                           args.seed, run_dir, args.warm_up_training))
+                                                           args.seed, run_dir, args.warm_up_training, watchers))
             result["runs"] = runs
             result["per_student"] = students
             results["classes"].append(result)
             print(json.dumps({k: v for k, v in result.items() if k not in ("per_student", "jobs", "runs")}, indent=1),
                   flush=True)
         # the same jobs alone again, after the classes: on a shared machine the two differ by its other work
-        alone_after = train_alone(alone_n, Path(tmp) / "alone-after") if alone_n else []
-    results["alone"] = {"students": alone_n, "runs": len(alone),
-                        "images_per_second_median_before": round(statistics.median(
-                            r["images_per_second"] for r in alone)) if alone else None,
-                        "images_per_second_median_after": round(statistics.median(
-                            r["images_per_second"] for r in alone_after)) if alone_after else None}
+        alone_after = train_alone(alone_n, Path(tmp) / "alone-after", watching) if alone_n or watching else []
+    def median_ips(runs: list[dict]) -> int | None:
+        ours = [r["images_per_second"] for r in runs if r["seed"] < WATCH_SEED]
+        return round(statistics.median(ours)) if ours else None
+    results["alone"] = {"students": alone_n, "runs": len(alone), "images_per_second_median_before": median_ips(alone),
+                        "images_per_second_median_after": median_ips(alone_after)}
     for result in results["classes"]:
         result["throughput"] = throughput(alone + alone_after, result.pop("runs"))
+        if result.get("watched") and "runs" in result["watched"]:
+            watched_runs = result["watched"].pop("runs")
+            result["watched"]["throughput"] = throughput(alone + alone_after,
+                                                         [r for r in watched_runs if r["seed"] == WATCH_SEED])
+            result["watched"]["blocker_throughput_while_watchers_opened"] = throughput(
+                alone + alone_after, [r | {"seed": WATCH_SEED} for r in watched_runs if r["seed"] == BLOCKER_SEED])
     results["headline"] = headline(results["classes"][-1])
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {args.out}")
@@ -686,6 +757,7 @@ def headline(c: dict) -> dict:
             "page_load_p95_s": c["light"]["page_load_s"]["p95"], "page_load_goal_s": 5,
             "peak_rss_mb": max(c["server"]["peak_rss_mb_sampled"], c["server"]["vm_hwm_mb"]), "peak_rss_goal_mb": 3000,
             "throughput_ratio": c.get("throughput", {}).get("ratio"), "throughput_goal": 0.7,
+            "throughput_ratio_with_watchers": ((c.get("watched") or {}).get("throughput") or {}).get("ratio"),
             "most_jobs_of_one_classmate_waited_behind": c["queue"]["most_jobs_of_one_classmate_waited_behind"],
             "waited_behind_goal": 1}
 

@@ -71,7 +71,7 @@ class LightSession:
         self._widget_states: dict[str, WidgetState] = {}   # values this student set (sent with every rerun)
         self._full_run_done = asyncio.Event()
         self._full_running = False
-        self._fragments_running: set[str] = set()
+        self._fragments_running: dict[str, float] = {}   # fragment id -> when its rerun was asked
         self._auto_reruns: dict[str, asyncio.Task] = {}
         self._watches: list[Watch] = []
         self._reader: asyncio.Task | None = None
@@ -167,7 +167,7 @@ class LightSession:
         if fragment:
             state.fragment_id = fragment
             state.is_auto_rerun = True
-            self._fragments_running.add(fragment)
+            self._fragments_running[fragment] = time.perf_counter()
         else:
             self._full_run_done.clear()
             self._full_running = True
@@ -202,6 +202,10 @@ class LightSession:
                 self._touched -= {p for p, s in self.elements.items() if s.fragment in fragments}
             else:   # a full run: its elements replace the page's
                 self._touched = set()
+                # A fragment rerun that a full run overtook never finishes (the server drops a request for a
+                # fragment it no longer has, or folds it into the full run): forget it, or the fragment,
+                # drawn again under the same id, would never be rerun again.
+                self._fragments_running.clear()
                 for task in self._auto_reruns.values():
                     task.cancel()
                 self._auto_reruns.clear()
@@ -224,7 +228,8 @@ class LightSession:
         elif kind == "script_finished":
             fragments = list(msg.metadata.run.fragment_ids)
             if fragments:
-                self._fragments_running.difference_update(fragments)
+                for fragment in fragments:
+                    self._fragments_running.pop(fragment, None)
                 self._drop_untouched(lambda s: s.fragment in fragments)
             elif msg.script_finished in FULL_RUN_ENDS:
                 self._drop_untouched(lambda s: True)
@@ -263,8 +268,10 @@ class LightSession:
 
     async def _auto_rerun(self, fragment: str, interval: float) -> None:
         """The frontend reruns a fragment with run_every every `interval` s; so do we, skipping a tick while
-        the page or that fragment is still running (a browser's ticks queue up behind them the same way)."""
+        the page or that fragment is still running (rather than piling requests up behind them)."""
         while not self.closed:
             await asyncio.sleep(interval)
-            if not self._full_running and fragment not in self._fragments_running:
+            asked = self._fragments_running.get(fragment)
+            # a request unanswered for long was dropped by the server: ask again, as the browser's timer does
+            if not self._full_running and (asked is None or time.perf_counter() - asked > 10 * interval):
                 await self._rerun(fragment=fragment)

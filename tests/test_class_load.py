@@ -24,10 +24,12 @@ def test_a_tiny_class_loses_nothing_and_records_every_figure(tmp_path):
     link = dict(class_load.LINK)
     try:
         class_load.main(["--students", "4", "--browsers", str(browsers), "--minutes", "2", "--think", "0.1",
-                         "--alone", "0", "--epochs", "1", "--train-size", "500", "--warm-up-training",
+                         "--alone", "1", "--epochs", "1", "--train-size", "500", "--warm-up-training",
+                         "--watchers", "3", "--watch-size", "1000",
                          "--out", str(out)])
     finally:
         class_load.LINK.update(link)
+        class_load.WATCH_SIZE["train_size"] = "20000"
     results = json.loads(out.read_text())
     assert {"date", "machine", "alone", "classes", "headline"} <= set(results)
     assert results["machine"]["cores"] >= 1 and results["machine"]["cpu_capability"]
@@ -53,6 +55,10 @@ def test_a_tiny_class_loses_nothing_and_records_every_figure(tmp_path):
     assert len(c["jobs"]) == 8
     assert c["server"]["peak_rss_mb_sampled"] > 100 and c["server"]["cpu_s"] > 0
     assert c["load_generator"]["own_cpu_s"] > 0
+    assert c["throughput"]["runs_compared"] == 2 and c["throughput"]["ratio"] > 0  # student 0's runs, alone too
+    watched = c["watched"]
+    assert watched["watchers"] == 3 and not watched["watcher_errors"], watched
+    assert watched["throughput"]["runs_compared"] == 1 and watched["throughput"]["ratio"] > 0
 
 
 def test_queue_figures_against_first_come_first_served():
