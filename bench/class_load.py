@@ -20,7 +20,15 @@ apart); each student's wait for their first job to start, beside first come, fir
 the same jobs); how many jobs of any one classmate a student's first job waited behind; the server's peak
 RSS and CPU; the load generator's CPU (this process and its browsers); load average; and the training
 throughput (images/s) of the same jobs trained alone (the embedded job service in a process of its own,
-no server) against during the load.
+no server; before and after the classes, as the machine's other work moves it) against during the load.
+After the headline class, a watching phase: one longer run waits behind another while --watchers sessions
+open its link, then trains while they all watch it (their watcher fragments rerun every 2 s): its
+throughput against the same run alone.
+
+Timings: light clients from sending a BackMsg to the first ForwardMsg that shows the answer (feedback; a
+Run's answer is the watcher's bar, "Training…" on the button, or a message) or to the run's
+script_finished (page load); browsers from the action to the page's first quiet second, less that second.
+Job start and end times come from the run cache (each run's creation time less its training seconds).
 """
 from __future__ import annotations
 
