@@ -11,7 +11,7 @@ import streamlit as st
 
 from mnist_core.charts import grid_heatmap
 from mnist_core.compare import PARAM_TITLES, value_label
-from mnist_core.grid import Grid, cells, grid_frame, grid_title, heatmap_frame, is_lr_batch, line, lr_batch_note, \
+from mnist_core.grid import HEATMAP_TITLES, Grid, cells, grid_frame, grid_title, heatmap_frame, is_lr_batch, line, lr_batch_note, \
     to_query_params
 from mnist_core.i18n import Translator, markdown_literal
 from mnist_core.jobs import Job
@@ -81,10 +81,9 @@ def heatmaps(frame, first: str, second: str, _: Translator) -> None:
     left, right = st.columns(2)
     accuracy = heatmap_frame(frame, "test_acc", _.lang)
     seconds = heatmap_frame(frame, "s_per_epoch", _.lang)
-    left.altair_chart(grid_heatmap(accuracy, _("Final test accuracy over the grid"), first, second, text=_),
-                      width="stretch")
-    right.altair_chart(grid_heatmap(seconds, _("Seconds per epoch over the grid"), first, second, percent=False,
-                                    text=_), width="stretch")
+    left.altair_chart(grid_heatmap(accuracy, _(HEATMAP_TITLES["test_acc"]), first, second, text=_), width="stretch")
+    right.altair_chart(grid_heatmap(seconds, _(HEATMAP_TITLES["s_per_epoch"]), first, second, percent=False, text=_),
+                       width="stretch")
     st.caption(_("Each cell is one run: its final test accuracy (left; darker is better) and its seconds per epoch "
                  "when it was trained (right; darker is slower). ✝: the run diverged. Grey: not trained yet, or a "
                  "pair that cannot work (its reason is above, and in the cell's tooltip)."))

@@ -13,6 +13,7 @@ from mnist_core.jobs import ACTIVE
 from mnist_core.report import TEXT as REPORT_TEXT, results_table, section_charts, to_html
 from mnist_core.study import SIZE_NAMES, SIZES, Section, build_study, missing_text, seed_setting
 from mnist_core.study_grid import GridSection, build_grid_section, seed_text
+from mnist_core.study_grid import missing_text as grid_missing_text
 from mnist_core.compare import PARAM_TITLES
 from mnist_core.grid import lr_batch_note
 from app_pages.comparison_grid import heatmaps
@@ -75,8 +76,7 @@ def show_grid_section(section: GridSection, data, cache) -> None:
     st.caption(section.scaling)
     st.caption(seed_text(_.lang))
     if section.missing:
-        st.warning(_("Not trained yet: {n} of the grid's {total} runs. Training them would take about {cost}.",
-                     n=len(section.missing), total=len(section.cells), cost=_.duration(section.estimate.seconds)))
+        st.warning(grid_missing_text(section, _.lang))
         keys = [cache.key_for(c, data) for c in section.configs]
         jobs = remembered_jobs(scope, keys)
         failed_block(jobs)
@@ -114,11 +114,12 @@ def study_page() -> None:
         return
     cache = run_cache()
     sections = build_study(SIZES[size], data, cache, lang=_.lang)
-    st.download_button(_("Download the study (HTML)"), data=lambda: to_html(sections, _.lang),
+    grid = build_grid_section(SIZES[size], data, cache, lang=_.lang)
+    st.download_button(_("Download the study (HTML)"), data=lambda: to_html(sections, _.lang, grid=grid),
                        file_name=f"study-{size}-{_.lang}.html", mime="text/html", key="study.download")
     for section in sections:
         show_section(section, data, cache)
-    show_grid_section(build_grid_section(SIZES[size], data, cache, lang=_.lang), data, cache)
+    show_grid_section(grid, data, cache)
 
 
 study_page()

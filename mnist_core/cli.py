@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         pin.add_argument("--data-dir", help="folder with the preset's dataset files (default: $MNIST_DATA_DIR)")
     check = cache_sub.add_parser("check", help="read every entry; move damaged ones to quarantine/ and list problems")
     check.add_argument("--json", action="store_true")
-    report = with_dask(sub.add_parser("report", help="rerun the seed's six experiments and write what they show"))
+    report = with_dask(sub.add_parser("report", help="rerun the seed's six experiments and its lr x batch grid; write what they show"))
     report.add_argument("--size", choices=("full", "quick", "tiny"), default="quick",
                         help="full: the presets as they are; quick: fewer images and epochs (minutes on 2 cores); "
                              "tiny: seconds, to check the whole path (its numbers say little)")
@@ -472,27 +472,33 @@ def cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
     from .report import to_html, to_json, write_markdown
     from .study import SIZES, TINY, build_study, missing_text, study_configs
+    from . import study_grid
     size = TINY if args.size == "tiny" else SIZES[args.size]
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix.lower() not in (".html", ".md"):
         raise UsageError("--out must end in .html or .md")
-    if not args.no_train:  # through the job service, as the Study page trains them (Ctrl-C cancels)
-        named = study_configs(size)
+    if not args.no_train:  # through the job service, as the Study page trains them (Ctrl-C cancels): one request
+        named = study_configs(size) + study_grid.grid_configs(size)
         run_jobs(args, [config for _, config in named], [name for name, _ in named])
     data, cache = _data_and_cache(args, [RunConfig()])
     sections = build_study(size, data, cache, lang=args.lang)
+    grid = study_grid.build_grid_section(size, data, cache, lang=args.lang)
     if out is not None and out.suffix.lower() == ".html":
-        out.write_text(to_html(sections, args.lang), encoding="utf-8")
+        out.write_text(to_html(sections, args.lang, grid=grid), encoding="utf-8")
     elif out is not None:
-        write_markdown(sections, out, args.lang)
+        write_markdown(sections, out, args.lang, grid=grid)
     if args.json:
-        print(json.dumps(to_json(sections), indent=2, ensure_ascii=False))
+        print(json.dumps(to_json(sections, grid=grid), indent=2, ensure_ascii=False))
     elif out is None:
         for s in sections:
             print(f"\n## {s.title}\n{s.scaling}")
             if s.missing:
                 print(missing_text(s, args.lang))
             print("\n".join(f"- {o}" for o in s.observations))
+        print(f"\n## {grid.title}\n{grid.scaling}")
+        if grid.missing:
+            print(study_grid.missing_text(grid, args.lang))
+        print("\n".join(f"- {o}" for o in grid.observations))
     if out is not None:
         print(f"wrote {out}", file=sys.stderr)
     return 0

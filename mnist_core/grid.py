@@ -165,6 +165,7 @@ def grid_frame(grid_cells: Sequence[Cell], results: Sequence[RunResult | None], 
     return pd.DataFrame(rows, columns=GRID_COLUMNS)
 
 
+HEATMAP_TITLES = {"test_acc": N_("Final test accuracy over the grid"), "s_per_epoch": N_("Seconds per epoch over the grid")}
 CELL_TEXT = {"invalid": N_("cannot work"), "missing": N_("not trained yet"), "diverged": N_("diverged")}
 
 

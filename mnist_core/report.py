@@ -13,9 +13,13 @@ import altair as alt
 import pandas as pd
 
 from .i18n import N_, Translator
-from .charts import final_accuracy_chart, metric_chart, series_order, timing_chart
+from .charts import final_accuracy_chart, grid_heatmap, metric_chart, series_order, timing_chart
+from .compare import PARAM_TITLES
+from .grid import HEATMAP_TITLES, grid_frame, heatmap_frame, lr_batch_note
 from .seed_claims import AUTHOR, TITLE
 from .study import Section, legend_title, missing_text, seed_setting
+from . import study_grid
+from .study_grid import GridSection
 
 CHART_WIDTH = 340
 TEXT = {
@@ -27,6 +31,10 @@ TEXT = {
                 "(Korean, with our paraphrase), shows our runs and states what they show, computed from the runs."),
     "table": N_("Final results"),
     "line": N_("(line {line})"),
+    "grid_intro": N_("A seventh section runs what the post did not: its learning rates crossed with its batch sizes."),
+    "heatmaps": N_("Each cell is one run: its final test accuracy (darker is better) and its seconds per epoch (darker "
+                   "is slower). ✝: the run diverged. Grey: not trained yet."),
+    "concept": N_("Concept: {title}"),
 }
 TABLE_COLUMNS = {"status": N_("status"), "epochs_run": N_("epochs run"), "test_acc": N_("test accuracy"),
                  "test_loss": N_("test loss"), "train_loss": N_("train loss"), "s_per_epoch": N_("s/epoch"),
@@ -67,6 +75,16 @@ def section_charts(section: Section, width: int | None = CHART_WIDTH,
         charts.append(("seeds", metric_chart(repeats, "test_acc", legend_title=_("random seed"), text=_)
                        .properties(title=_("Test accuracy at learning rate 0.1, one line per seed"))))
     return [(name, chart.properties(width=width) if width else chart) for name, chart in charts]
+
+
+def grid_charts(section: GridSection, width: int = CHART_WIDTH, lang: str | None = None) -> list[tuple[str, alt.Chart]]:
+    """(name, chart) for the grid section: its two heatmaps, as the Study page draws them, at a fixed width."""
+    _ = text(lang or section.lang)
+    frame = grid_frame(section.cells, section.results, _.lang)
+    rows, columns = _(PARAM_TITLES["lr"]), _(PARAM_TITLES["batch_size"])
+    return [(f"heatmap_{metric}", grid_heatmap(heatmap_frame(frame, metric, _.lang), _(HEATMAP_TITLES[metric]), rows,
+                                               columns, percent=metric == "test_acc", text=_).properties(width=width))
+            for metric in ("test_acc", "s_per_epoch")]
 
 
 def korean_font() -> bool:
@@ -118,9 +136,11 @@ def results_table(section: Section, lang: str | None = None) -> pd.DataFrame:
 
 # -- HTML ------------------------------------------------------------------------------------------
 
-def to_html(sections: Sequence[Section], lang: str = "en") -> str:
+def to_html(sections: Sequence[Section], lang: str = "en", grid: GridSection | None = None) -> str:
+    """The study as one HTML file: `sections`, then the learning rate × batch size `grid` if given."""
     t = {k: text(lang)(v) for k, v in TEXT.items()}
-    body = [f"<h1>{_e(t['title'])}</h1>", f"<p>{_e(t['intro'])}</p>"]
+    intro = t["intro"] + (f" {t['grid_intro']}" if grid is not None else "")
+    body = [f"<h1>{_e(t['title'])}</h1>", f"<p>{_e(intro)}</p>"]
     for s in sections:
         body.append(f"<section id='{s.preset.name}'><h2>{_e(s.title)}</h2>")
         body.append(f"<p><b>{_e(t['question'])}:</b> {_e(s.question)}</p>")
@@ -149,6 +169,8 @@ def to_html(sections: Sequence[Section], lang: str = "en") -> str:
         body.append(f"<h3>{_e(t['observations'])}</h3><ul class='observations'>")
         body += [f"<li>{_e(o)}</li>" for o in s.observations]
         body.append("</ul></section>")
+    if grid is not None:
+        body.append(grid_html(grid, lang))
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45;padding:0 1em}"
              ".charts{display:flex;flex-wrap:wrap;gap:12px}.chart{max-width:100%}.scaling{color:#555}"
              ".missing{background:#fff3cd;padding:.5em}.where{color:#555;font-size:.9em}"
@@ -156,6 +178,27 @@ def to_html(sections: Sequence[Section], lang: str = "en") -> str:
              "border-bottom:1px solid #ddd;text-align:right}section{border-top:2px solid #333;margin-top:2em}")
     return (f"<!doctype html><html lang='{lang}'><head><meta charset='utf-8'><title>{_e(t['title'])}</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+
+
+def grid_html(section: GridSection, lang: str) -> str:
+    """The grid section: what the post ran instead, our heatmaps, the concept note ending with the grid's findings,
+    and the observations."""
+    t = {k: text(lang)(v) for k, v in TEXT.items()}
+    body = [f"<section id='{study_grid.NAME}'><h2>{_e(section.title)}</h2>",
+            f"<p><b>{_e(t['question'])}:</b> {_e(section.question)}</p>", f"<p class='scaling'>{_e(section.scaling)}</p>",
+            f"<h3>{_e(t['seed'])}</h3><p>{_e(study_grid.seed_text(lang))}</p>", f"<h3>{_e(t['ours'])}</h3>"]
+    if section.missing:
+        body.append(f"<p class='missing'>{_e(study_grid.missing_text(section, lang))}</p>")
+    body.append("<div class='charts'>")
+    for name, chart in grid_charts(section, lang=chart_language(lang)):
+        svg = base64.b64encode(render(chart, "svg")).decode()
+        body.append(f"<img class='chart' alt='{_e(name)}' src='data:image/svg+xml;base64,{svg}'>")
+    note_title, note = lr_batch_note(grid_frame(section.cells, section.results, lang), lang)
+    body.append(f"</div><p class='scaling'>{_e(t['heatmaps'])}</p>")
+    body.append(f"<h3>{_e(text(lang)(TEXT['concept'], title=note_title))}</h3><p class='note'>{_e(note)}</p>")
+    body.append(f"<h3>{_e(t['observations'])}</h3><ul class='observations'>")
+    body += [f"<li>{_e(o)}</li>" for o in section.observations]
+    return "".join(body) + "</ul></section>"
 
 
 def _e(text: Any) -> str:
@@ -169,12 +212,15 @@ def _where(s: Section, lang: str) -> str:
 
 # -- Markdown --------------------------------------------------------------------------------------
 
-def write_markdown(sections: Sequence[Section], path: Path, lang: str = "en") -> list[Path]:
-    """Writes `path` and its PNG charts into `<stem>_files/` beside it; returns the PNGs written."""
+def write_markdown(sections: Sequence[Section], path: Path, lang: str = "en",
+                   grid: GridSection | None = None) -> list[Path]:
+    """Writes `path` (`sections`, then the `grid` if given) and its PNG charts into `<stem>_files/` beside it;
+    returns the PNGs written."""
     t = {k: text(lang)(v) for k, v in TEXT.items()}
     folder = path.with_name(f"{path.stem}_files")
     folder.mkdir(parents=True, exist_ok=True)
-    lines, pngs = [f"# {t['title']}", "", t["intro"], ""], []
+    intro = t["intro"] + (f" {t['grid_intro']}" if grid is not None else "")
+    lines, pngs = [f"# {t['title']}", "", intro, ""], []
     for s in sections:
         lines += [f"## {s.title}", "", f"**{t['question']}:** {s.question}", "", f"_{s.scaling}_", "",
                   f"### {t['seed']}", "", _where(s, lang), "",
@@ -193,8 +239,28 @@ def write_markdown(sections: Sequence[Section], path: Path, lang: str = "en") ->
         if len(table):
             lines += ["", f"#### {t['table']}", "", _markdown_table(table)]
         lines += ["", f"### {t['observations']}", ""] + [f"- {o}" for o in s.observations] + [""]
+    if grid is not None:
+        lines += grid_markdown(grid, folder, lang, pngs)
     path.write_text("\n".join(lines), encoding="utf-8")
     return pngs
+
+
+def grid_markdown(section: GridSection, folder: Path, lang: str, pngs: list[Path]) -> list[str]:
+    """The grid section's Markdown lines; its heatmaps go into `folder` as PNGs, appended to `pngs`."""
+    t = {k: text(lang)(v) for k, v in TEXT.items()}
+    lines = [f"## {section.title}", "", f"**{t['question']}:** {section.question}", "", f"_{section.scaling}_", "",
+             f"### {t['seed']}", "", study_grid.seed_text(lang), "", f"### {t['ours']}", ""]
+    if section.missing:
+        lines += [f"> {study_grid.missing_text(section, lang)}", ""]
+    for name, chart in grid_charts(section, lang=chart_language(lang)):
+        png = folder / f"{study_grid.NAME}-{name}.png"
+        png.write_bytes(render(chart, "png"))
+        pngs.append(png)
+        lines.append(f"![{name}]({folder.name}/{png.name})")
+    note_title, note = lr_batch_note(grid_frame(section.cells, section.results, lang), lang)
+    lines += ["", f"_{t['heatmaps']}_", "", f"### {text(lang)(TEXT['concept'], title=note_title)}", "", note, "",
+              f"### {t['observations']}", ""]
+    return lines + [f"- {o}" for o in section.observations] + [""]
 
 
 def _markdown_table(frame: pd.DataFrame) -> str:
@@ -205,5 +271,6 @@ def _markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(f"| {r} |" for r in rows)
 
 
-def to_json(sections: Sequence[Section]) -> list[dict[str, Any]]:
-    return [s.to_json() for s in sections]
+def to_json(sections: Sequence[Section], grid: GridSection | None = None) -> list[dict[str, Any]]:
+    """One object per section, then the grid's (GridSection.to_json says how its keys differ)."""
+    return [s.to_json() for s in sections] + ([grid.to_json()] if grid is not None else [])

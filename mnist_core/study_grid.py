@@ -14,11 +14,12 @@ from typing import Any
 import pandas as pd
 
 from .cache import RunCache
-from .compare import Comparison, Estimate, estimate, format_values
+from .compare import Comparison, Estimate, estimate, format_values, value_label
 from .config import PRESETS
 from .data import MnistData
-from .grid import Cell, Grid, cells, grid_frame, lr_batch_findings
-from .i18n import N_, Text, gettext
+from .config import RunConfig
+from .grid import Cell, Grid, cells, grid_frame, lr_batch_findings, lr_batch_note
+from .i18n import N_, Duration, Text, gettext
 from .observations import CHANCE
 from .results import RunResult
 from .seed_claims import SEED
@@ -39,6 +40,7 @@ SCALES: dict[str, tuple[dict[str, Any], tuple, tuple]] = {  # per study size: co
     "tiny": ({"train_size": 300, "test_size": 100, "epochs": 1}, (0.01, 0.001), (30, 300)),  # for the tests
 }
 
+MISSING = N_("Not trained yet: {n} of the grid's {total} runs. Training them would take about {cost}.")
 TEMPLATES = {
     "best_pair": N_("The best pair is lr {lr} at batch {batch}: {acc} test accuracy after {epochs}."),
     "failed": N_("{count} of {total} runs collapsed or diverged (below {chance} test accuracy): {pairs}."),
@@ -79,10 +81,45 @@ class GridSection:
     def frame(self) -> pd.DataFrame:
         return grid_frame(self.cells, self.results, self.lang)
 
+    def to_json(self) -> dict[str, Any]:
+        """Like study.Section.to_json, with these differences: `values` are the learning rates (the rows) and
+        `param2`/`values2` the batch sizes (the columns); `missing` names cells ("0.1 × 10"); `cells` has each
+        pair's status, final test accuracy and seconds per epoch (null: no run); `repeats` is empty; `seed` is
+        not a seed experiment (the post never crossed the two) but says which of its experiments the grid
+        crosses, with their lines, in `text`; `note` is the concept note on learning rate and batch size."""
+        def number(v: Any) -> float | None:
+            return None if v != v else float(v)  # NaN: no run
+        title, body = lr_batch_note(self.frame(), self.lang)
+        return {"experiment": self.title, "preset": NAME, "size": self.size,
+                "values": [value_label(v) for v in self.grid.values], "param": self.grid.param,
+                "param2": self.grid.param2, "values2": [value_label(v) for v in self.grid.values2],
+                "scaling": self.scaling, "runs": [r.key for r in self.results if r is not None], "repeats": [],
+                "seed": {"crosses": ["mlp-lr", "mlp-batch"], "text": seed_text(self.lang)},
+                "cells": [{"lr": float(row.row_value), "batch_size": int(row.column_value), "status": row.status,
+                           "test_acc": number(row.test_acc), "s_per_epoch": number(row.s_per_epoch),
+                           "epochs": int(row.epochs)} for row in self.frame().itertuples()],
+                "observations": self.observations, "missing": self.missing, "note": {"title": title, "body": body},
+                "estimated_seconds": self.estimate.seconds if self.estimate else None}
+
 
 def section_grid(size: StudySize) -> Grid:
     changes, lrs, batches = SCALES.get(size.name, SCALES["quick"])
     return Grid(Comparison(BASE.replace(**changes), "lr", tuple(lrs)), "batch_size", tuple(batches))
+
+
+def grid_configs(size: StudySize) -> list[tuple[str, RunConfig]]:
+    """Every run of the section, named for a progress line ("mlp-lr-batch: lr 0.1, batch 10"), row by row: what
+    `report` submits to the job service with study.study_configs."""
+    return [(f"{NAME}: lr {c.entry.value[0]:g}, batch {c.entry.value[1]}", c.entry.config)
+            for c in cells(section_grid(size)) if c.entry.config is not None]
+
+
+def missing_text(section: GridSection, lang: str) -> str:
+    """How many of the grid's runs are not cached, and what training them would cost ("" if none)."""
+    if not section.missing or section.estimate is None:
+        return ""
+    return gettext(MISSING, lang, n=len(section.missing), total=len(section.cells),
+                   cost=Duration(section.estimate.seconds))
 
 
 def scaling_text(size: StudySize, lang: str) -> str:

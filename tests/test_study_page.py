@@ -24,9 +24,15 @@ def fresh_service():
 
 
 def test_study_page_with_nothing_cached_shows_costs_and_trains_nothing(tmp_path, monkeypatch):
+    import streamlit
     from app_pages import shared
     empty = RunCache(tmp_path / "runs")
     monkeypatch.setattr(shared, "run_cache", lambda: empty)
+    downloads = {}  # the download's data is made on click: keep the callable, and have it call a stand-in to_html
+    button = streamlit.download_button
+    monkeypatch.setattr(streamlit, "download_button", lambda label, data, **kw: (
+        downloads.__setitem__(kw.get("key"), data), button(label, data, **kw))[1])
+    monkeypatch.setattr("mnist_core.report.to_html", lambda sections, lang, grid=None: (sections, lang, grid))
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     at.switch_page("app_pages/study.py").run()
@@ -42,6 +48,9 @@ def test_study_page_with_nothing_cached_shows_costs_and_trains_nothing(tmp_path,
     assert len([b for b in at.button if b.key and b.key.startswith("study.train.")]) == 7
     assert any(c.value.startswith("Scaled (quick): training images 60,000 → 10,000") for c in at.caption)
     assert empty.list() == []  # opening the page trained nothing
+    sections, lang, grid = downloads["study.download"]()  # "Download the study (HTML)": the grid section too
+    assert len(sections) == 6 and lang == "en" and grid.title == "MLP: learning rate × batch size"
+    assert len(grid.missing) == 16
 
     at.selectbox(key="lab.lang").set_value("ko").run()  # the language switch every page shares
     assert not at.exception
