@@ -43,6 +43,7 @@ CALIBRATION_CONFIGS = {
     "cnn": (RunConfig(model="cnn", stride=3, conv_layers="all"), RunConfig(model="cnn")),
 }
 CALIBRATION_SECONDS = 0.08   # each (batch, network) epoch lasts about this long (at least two steps)
+CALIBRATION_EPOCHS = 6       # the first warms up; the fastest of the others counts
 CORRECTION_RANGE = (0.5, 3.0)  # what finished runs may do to the measurement: a hint, never a rewrite
 FILE = "speeds.json"
 
@@ -125,12 +126,13 @@ def measure(model: str, device: str) -> Speed:
 
 
 def _step_seconds(config: RunConfig, batch: int, device: str, train, synthetic_data) -> float:
-    """Seconds per training step of `config` at `batch`: the faster of epochs 2 and 3 of a few steps (the
-    first warms the kernels and the allocator; the faster of two shrugs off a moment of other work)."""
+    """Seconds per training step of `config` at `batch`: the fastest of epochs 2 to CALIBRATION_EPOCHS of a
+    few steps (the first warms the kernels and the allocator; the fastest of several shrugs off a moment of
+    other work: with the faster of two, one calibration in three was off by 2-3x at some batch size)."""
     guess = 2e-4 + batch * multiply_adds(config) * 3e-10  # only to choose how many steps to time
     steps = int(min(max(2, CALIBRATION_SECONDS / guess), 200, MNIST_TRAIN_SIZE // batch))
     data = synthetic_data(steps * batch, 100, device=device)
-    run = config.replace(batch_size=batch, train_size=steps * batch, test_size=100, epochs=3, device=device,
+    run = config.replace(batch_size=batch, train_size=steps * batch, test_size=100, epochs=CALIBRATION_EPOCHS, device=device,
                          init="xavier_uniform")  # no run that diverges and stops early
     result, _ = train(run, data)
     return min(epoch.seconds for epoch in result.epochs[1:] or result.epochs) / steps

