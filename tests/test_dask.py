@@ -253,3 +253,30 @@ def test_a_cancel_frees_the_slot_if_the_task_never_started_or_the_worker_stopped
         assert all(cache.get(key) is None for job in jobs for key in job.keys)
     finally:
         service.shutdown()
+
+
+def test_a_training_never_waits_for_a_scheduler_that_stopped_answering(lone_worker, mnist, tmp_path):
+    # The worker's progress and cancel checks go through a courier thread, so a stalled scheduler (one in a
+    # busy server process) delays the live chart, never the training. Held by the scheduler, an epoch would
+    # last as long as the stall; here every epoch ends well within it, while the scheduler sleeps.
+    address, _ = lone_worker
+    cache = RunCache(tmp_path / "runs")
+    service = service_from_env(cache, mnist, env={"MNIST_LAB_DASK_SCHEDULER": address})
+    stall = 8.0
+    try:
+        scheduler = service.client.run_on_scheduler(os.getpid)
+        config = RunConfig(train_size=2_000, test_size=100, batch_size=20, epochs=30, init="xavier_uniform", seed=75)
+        (job,) = service.submit([config], owner="ann")
+        wait_until(lambda: service.job(job.id).epoch)  # training, its progress arriving
+        before = service.job(job.id).epoch
+        os.kill(scheduler, signal.SIGSTOP)
+        try:
+            time.sleep(stall)
+        finally:
+            os.kill(scheduler, signal.SIGCONT)
+        assert service.wait([job.id], timeout=300) and service.job(job.id).state == "done"
+        run = cache.get(job.keys[0])
+        assert before < config.epochs and len(run.epochs) == config.epochs
+        assert max(e.seconds for e in run.epochs) < stall / 2, [round(e.seconds, 2) for e in run.epochs]
+    finally:
+        service.shutdown()

@@ -49,6 +49,13 @@ def run_job(spec: JobSpec, channel: LocalChannel | DaskChannel) -> dict[str, Any
     worker = _worker_address()
     if not channel.begin():
         raise JobFailed(WORKER_LOST)
+    try:
+        return _train(spec, channel, worker)
+    finally:
+        channel.finish()  # the last progress goes out before the result
+
+
+def _train(spec: JobSpec, channel: LocalChannel | DaskChannel, worker: str) -> dict[str, Any]:
     from safetensors.torch import save
 
     from ..data import DATASETS, load_dataset, loaded
