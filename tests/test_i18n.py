@@ -78,7 +78,8 @@ def test_translator_formats_texts_and_numbers():
 def test_a_refusal_of_the_shared_server_reads_in_korean():
     from mnist_core.hosting import HostingLimits
     from mnist_core.jobs import RequestRefused
-    refusal = RequestRefused(HostingLimits(hosted=True, max_request_seconds=60).check([RunConfig(epochs=50)]))
+    # 200 epochs of 60,000 images: far over a minute on any machine (50 were not, on a fast Xeon)
+    refusal = RequestRefused(HostingLimits(hosted=True, max_request_seconds=60).check([RunConfig(epochs=200)]))
     assert str(refusal).startswith("This comparison would train for about") and "allows 1 min" in str(refusal)
     korean = translate(refusal, "ko")
     assert "서버" in korean and "1분" in korean and "comparison" not in korean
