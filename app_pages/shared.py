@@ -19,7 +19,7 @@ from mnist_core.data import DATASETS, load_dataset
 from mnist_core.evaluate import EvaluationReport, evaluate_test_set, load_model
 from mnist_core.hosting import HostingLimits, browser_identity
 from mnist_core.i18n import LANGUAGES, Translator, pick_language
-from mnist_core.jobs import JobService, service_from_env
+from mnist_core.jobs import APP_DEFAULT, JobService, service_from_env
 
 
 # -- widget values across pages --------------------------------------------------------------------
@@ -105,8 +105,10 @@ def run_cache() -> RunCache:
 @st.cache_resource
 def job_service() -> JobService:
     """The server's one training service: trainings of every session queue here (fair share between
-    owners); with MNIST_LAB_DASK_SCHEDULER set, they run on that Dask cluster."""
-    return service_from_env(run_cache(), dataset("mnist"), hosting())
+    owners). They train in a worker process of this machine (a private Dask cluster: pages stay out of
+    the training's way), on the Dask cluster MNIST_LAB_DASK_SCHEDULER names, or with it set to "none" in
+    threads of this process."""
+    return service_from_env(run_cache(), dataset("mnist"), hosting(), default=APP_DEFAULT)
 
 
 # -- who is asking ---------------------------------------------------------------------------------

@@ -508,8 +508,8 @@ def alone_worker(n: int) -> None:
     from mnist_core.cache import RunCache
     from mnist_core.compare import entries, from_query_params
     from mnist_core.data import load_dataset
-    from mnist_core.jobs import embedded_service
-    service = embedded_service(RunCache(), load_dataset("mnist", "cpu"))
+    from mnist_core.jobs import APP_DEFAULT, service_from_env
+    service = service_from_env(RunCache(), load_dataset("mnist", "cpu"), default=APP_DEFAULT)  # as the server trains
     for i in range(n):  # one at a time, as a student's Run: submit, wait
         configs = [e.config for e in entries(from_query_params(student_link(i, CHANGED_VALUES), model="mlp"))]
         jobs = service.submit(configs, f"student-{i}")

@@ -9,6 +9,17 @@ os.environ["MNIST_CACHE_DIR"] = tempfile.mkdtemp(prefix="mnist-lab-tests-")
 os.environ["MNIST_LAB_SPEEDS_FILE"] = os.path.join(os.environ["MNIST_CACHE_DIR"], "speeds.json")
 # The suite and the app servers it starts share 2 cores: spin-waiting OpenMP threads would stall them.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Pages opened in this process (AppTest) train in its threads; the app servers the tests start as a user
+# would (`streamlit run app.py`) get the app's own default, worker processes, through user_environ().
+IN_THIS_PROCESS = {"MNIST_LAB_DASK_SCHEDULER": "none"}
+for _variable, _value in IN_THIS_PROCESS.items():
+    os.environ.setdefault(_variable, _value)
+
+
+def user_environ() -> dict:
+    """This process's environment as a user's shell would have it: without the settings above that only
+    the pages opened in this process need."""
+    return {k: v for k, v in os.environ.items() if IN_THIS_PROCESS.get(k) != v}
 _SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 for _name, _variable in (("mnist", "MNIST_DATA_DIR"), ("fashion-mnist", "FASHION_MNIST_DATA_DIR")):
     if not os.environ.get(_variable) and os.path.isdir(os.path.join(_SHARED, _name)):

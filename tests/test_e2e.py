@@ -20,6 +20,8 @@ from urllib.parse import urlencode
 
 import pytest
 
+from conftest import user_environ
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -46,7 +48,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.cache_dir = tmp / "cache"
         self.log_path = tmp / "streamlit.log"
-        self.env = {**os.environ, "MNIST_CACHE_DIR": str(self.cache_dir), **env}
+        self.env = {**user_environ(), "MNIST_CACHE_DIR": str(self.cache_dir), **env}
         self.env.setdefault("MNIST_DATA_DIR", str(ROOT.parent / "shared" / "data" / "mnist"))
 
     def __enter__(self) -> "Server":

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import stop
+from conftest import stop, user_environ
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -41,7 +41,7 @@ def free_port() -> int:
 def typed_env(tmp: Path, **more: str) -> dict[str, str]:
     """A user's shell in the README's environment: its `bin` first on PATH (as `activate` does) and no
     PYTHONPATH, so mnist_core must come from the install."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {k: v for k, v in user_environ().items() if k != "PYTHONPATH"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return {**env, "MNIST_CACHE_DIR": str(tmp / "cache"), **more}
 

@@ -76,7 +76,7 @@ MNIST_LAB_MAX_QUEUED_PER_OWNER, MNIST_LAB_ABANDONED_AFTER_SECONDS (a queued job 
 that long is dropped; unset, every job finishes), MNIST_LAB_CLASS_CODE (submit refuses a request
 without it).
 """
-from .backends import WORKER_POLL_SECONDS, dask_service, embedded_service, service_from_env
+from .backends import APP_DEFAULT, WORKER_POLL_SECONDS, dask_service, embedded_service, service_from_env
 from .channels import CANCEL_POLL_SECONDS, DaskChannel, LocalChannel
 from .driver import NO_GPU_WORKER, NO_WORKER, TOO_LONG
 from .fair_share import FAIR_SHARE_HALF_LIFE
@@ -85,7 +85,7 @@ from .service import (ABANDONED, ACTIVE, CLASS_CODE_NEEDED, HOLD_SECONDS, KEEP_F
 from .worker import WORKER_LOST, JobFailed, JobSpec, run_job, student_message
 
 __all__ = ["Job", "JobService", "JobSpec", "RequestRefused", "JobFailed", "run_job", "embedded_service",
-           "dask_service", "service_from_env", "results_for", "student_message", "STATES", "ACTIVE", "WORKER_LOST",
+           "dask_service", "service_from_env", "APP_DEFAULT", "results_for", "student_message", "STATES", "ACTIVE", "WORKER_LOST",
            "NO_WORKER", "NO_GPU_WORKER", "TOO_LONG", "ABANDONED", "CLASS_CODE_NEEDED", "LocalChannel", "DaskChannel",
            "FAIR_SHARE_HALF_LIFE", "HOLD_SECONDS", "KEEP_FINISHED", "PLACES_MAX_AGE", "CANCEL_POLL_SECONDS",
            "WORKER_POLL_SECONDS"]

@@ -12,8 +12,14 @@ from ..cache import RunCache
 from ..hosting import HostingLimits
 from ..i18n import N_
 from .service import JobService, RequestRefused
+from .worker import TORCH_THREADS
 
 WORKER_POLL_SECONDS = 2.0        # how often a Dask-backed service counts the cluster's worker threads
+# The app's trainings run in worker processes of their own unless the operator says otherwise: in threads
+# of the server, 30 students watching one training (each watcher redrawn every 2 s) held it to 11% of its
+# speed alone, since every torch op must win the GIL back from the page threads; in a worker process, 46%
+# with the load generator on the same 2 cores (bench/class_load.py; README, Hosting).
+APP_DEFAULT = "local"
 
 
 def embedded_service(cache: RunCache, data: Any, limits: HostingLimits | None = None, **options: Any) -> JobService:
@@ -25,9 +31,10 @@ def embedded_service(cache: RunCache, data: Any, limits: HostingLimits | None = 
 
 
 def dask_service(address: str, cache: RunCache, data: Any, limits: HostingLimits | None = None,
-                 capacity: int | None = None, timeout: float = 5.0) -> JobService:
+                 capacity: int | None = None, timeout: float = 5.0, local_workers: int = 2) -> JobService:
     """Trains on a Dask cluster: `address` is a scheduler (tcp://host:8786), or "local" for a private
-    cluster of two worker processes on 127.0.0.1 that lives as long as this process.
+    cluster of `local_workers` single-task worker processes on 127.0.0.1 that lives as long as this
+    process, the machine's cores shared among them (torch's threads: cores // workers).
 
     `capacity` (jobs at once) defaults to the cluster's worker threads. The workers are counted every
     WORKER_POLL_SECONDS, in a thread of their own (a round trip to the scheduler, never under the
@@ -35,13 +42,20 @@ def dask_service(address: str, cache: RunCache, data: Any, limits: HostingLimits
     job that no connected worker can run fails with a message that says so. Raises RequestRefused with
     a one-line message when the scheduler cannot be reached.
     """
+    import dask
     from distributed import Client, LocalCluster
     limits = limits or HostingLimits()
     shared_files, owns = False, []
     try:
         if address == "local":
-            cluster = LocalCluster(host="127.0.0.1", n_workers=2, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+            # Dask starts its workers with OMP_NUM_THREADS=1 and MALLOC_TRIM_THRESHOLD_=65536: the second
+            # turns off glibc's adaptive mmap threshold, so every tensor over 128 KiB is mapped and unmapped
+            # anew, and a run trained 1.2-1.7x slower than in this process (bench/class_mix.py). Neither
+            # for our workers: each job sets torch to its worker's share of the cores instead.
+            dask.config.set({"distributed.nanny.pre-spawn-environ": {}})
+            threads = max(1, (os.cpu_count() or 1) // local_workers)
+            cluster = LocalCluster(host="127.0.0.1", n_workers=local_workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, env={TORCH_THREADS: str(threads)})
             client = Client(cluster, timeout=timeout)
             shared_files, owns = True, [client, cluster]  # the same machine: the same files
         else:
@@ -74,14 +88,17 @@ def dask_service(address: str, cache: RunCache, data: Any, limits: HostingLimits
 
 
 def service_from_env(cache: RunCache, data: Any, limits: HostingLimits | None = None,
-                     env: dict[str, str] | None = None) -> JobService:
-    """The service a server process should use: Dask when MNIST_LAB_DASK_SCHEDULER is set (an address,
-    or "local"), else the embedded one. With Dask, trainings at once = MNIST_LAB_MAX_CONCURRENT if set,
-    else the cluster's worker threads."""
+                     env: dict[str, str] | None = None, default: str = "none") -> JobService:
+    """The service a process should use, from MNIST_LAB_DASK_SCHEDULER (else `default`): a scheduler's
+    address, "local" for a private cluster of MNIST_LAB_MAX_CONCURRENT worker processes (default 1) that
+    share the cores, or "none" for the embedded one. With a scheduler's address, trainings at once =
+    MNIST_LAB_MAX_CONCURRENT if set, else the cluster's worker threads."""
     env = os.environ if env is None else env
     limits = limits or HostingLimits.from_env(env)
-    address = env.get("MNIST_LAB_DASK_SCHEDULER", "").strip()
-    if not address:
+    address = env.get("MNIST_LAB_DASK_SCHEDULER", "").strip() or default
+    if address.lower() == "none":
         return embedded_service(cache, data, limits)
+    if address == "local":
+        return dask_service(address, cache, data, limits, local_workers=limits.max_concurrent)
     capacity = limits.max_concurrent if env.get("MNIST_LAB_MAX_CONCURRENT", "").strip() else None
     return dask_service(address, cache, data, limits, capacity)

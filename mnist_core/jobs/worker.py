@@ -15,6 +15,7 @@ kills its worker (out of memory, say) would otherwise take down every worker in 
 """
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,10 @@ from .channels import DaskChannel, LocalChannel
 UNEXPECTED = N_("The training stopped with an unexpected error (the server's log says which). Press Run to try again; "
                 "if it happens again, tell your teacher.")
 WORKER_LOST = N_("The machine training this stopped before it finished; press Run to train it again.")
+
+
+# A private local cluster's workers share the machine's cores: each sets torch to its share before training.
+TORCH_THREADS = "MNIST_LAB_TORCH_THREADS"
 
 
 class JobFailed(Exception):
@@ -56,10 +61,13 @@ def run_job(spec: JobSpec, channel: LocalChannel | DaskChannel) -> dict[str, Any
 
 
 def _train(spec: JobSpec, channel: LocalChannel | DaskChannel, worker: str) -> dict[str, Any]:
+    import torch
     from safetensors.torch import save
 
     from ..data import DATASETS, load_dataset, loaded
     from ..train import resolve_device, train
+    if os.environ.get(TORCH_THREADS) and worker != "local":
+        torch.set_num_threads(int(os.environ[TORCH_THREADS]))
     try:
         device = resolve_device(spec.device)
         data = loaded(spec.data_id, device) or load_dataset(spec.config.dataset, device, spec.data_dir)
