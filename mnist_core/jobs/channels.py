@@ -74,6 +74,7 @@ class DaskChannel:
         self._stop = threading.Event()
         self._done = threading.Event()
         self._courier: threading.Thread | None = None
+        self._server_queue: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {"name": self.name}  # the worker opens the same objects with its own client
@@ -122,8 +123,8 @@ class DaskChannel:
             with self._lock:
                 events, self._outbox = self._outbox, []
             try:
-                for event in events:
-                    queue.put(event)
+                if events:
+                    queue.put(events)  # a batch per round trip: one each would hold the result back at the end
                 if not done and cancel.is_set():
                     self._stop.set()
             except Exception:  # the scheduler is away: the job's outcome still travels with its result
@@ -131,8 +132,10 @@ class DaskChannel:
 
     # server side
     def drain(self) -> list[dict[str, Any]]:
-        q = self._queue()
-        return list(q.get(batch=True)) if q.qsize() else []
+        if self._server_queue is None:
+            self._server_queue = self._queue()
+        q = self._server_queue
+        return [event for batch in q.get(batch=True) for event in batch] if q.qsize() else []
 
     def cancel(self) -> None:
         self._event("cancel").set()
