@@ -16,6 +16,7 @@ import streamlit as st
 from mnist_core import RunConfig
 from mnist_core.i18n import N_
 from mnist_core.jobs import ACTIVE, Job, RequestRefused
+from mnist_core.results import on_this_server
 from app_pages.shared import ago, entered_code, job_service, owner, tr
 
 WATCH_SECONDS = 2.0  # how often a watcher asks the service: live enough; each rerun of it costs the server time
@@ -113,6 +114,6 @@ def job_line(job: Job, what: str) -> str:
 
 def worker_name(job: Job) -> str:
     _ = tr()
-    if job.worker in (None, "local"):
+    if on_this_server(job.worker):
         return _("this server ({device})", device=job.device)
     return _("worker {address} ({device})", address=job.worker, device=job.device)

@@ -19,8 +19,8 @@ no student left with a spinner); click-to-feedback and page-load p50/p95 (light 
 apart); each student's wait for their first job to start, beside first come, first served (simulated from
 the same jobs); how many jobs of any one classmate a student's first job waited behind; the server's peak
 RSS and CPU; the load generator's CPU (this process and its browsers); load average; and the training
-throughput (images/s) of the same jobs trained alone (the embedded job service in a process of its own,
-no server; before and after the classes, as the machine's other work moves it) against during the load.
+throughput (images/s) of the same jobs trained alone (the job service as the app builds it, in a process of
+its own, no server; before and after the classes, as the machine's other work moves it) against during the load.
 After the headline class, a watching phase: one longer run waits behind another while --watchers sessions
 open its link, then trains while they all watch it (their watcher fragments rerun every 2 s): its
 throughput against the same run alone.
@@ -493,8 +493,8 @@ def queue_figures(students: list[Student], runs: list[dict]) -> dict:
 
 
 def train_alone(n: int, cache_dir: Path, watched: bool = False) -> list[dict]:
-    """The students' jobs (the first n students' comparisons) through the embedded job service in a process
-    of its own, with no server and no sessions: the throughput the same jobs get alone."""
+    """The students' jobs (the first n students' comparisons) through the job service as the app builds it, in
+    a process of its own, with no server and no sessions: the throughput the same jobs get alone."""
     code = ("import sys, json; sys.path.insert(0, 'bench'); import class_load; "
             f"class_load.alone_worker({n})")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**server_env(cache_dir), "CLASS_LOAD_LINK": json.dumps(LINK),

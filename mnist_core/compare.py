@@ -20,6 +20,7 @@ from .data import MnistData
 from .i18n import N_, Translator, format_percent, gettext
 from .models import shape_flow
 from .sweep import plan
+from .results import on_this_server
 from .train import RunResult
 
 MAX_VALUES = 8             # more lines than this on one chart stop being readable
@@ -189,7 +190,7 @@ def machine_label(machine: Mapping[str, str], device: str = "", text: Translator
         parts.append(machine["cpu_capability"])
     parts.append(f"torch {machine.get('torch', '?')}")
     worker = machine.get("worker")
-    parts.append(text(N_("this server")) if worker in (None, "local") else text(N_("worker {address}"), address=worker))
+    parts.append(text(N_("this server")) if on_this_server(worker) else text(N_("worker {address}"), address=worker))
     return " · ".join(parts)
 
 

@@ -137,3 +137,13 @@ def test_a_diverged_run_is_drawn_up_to_where_it_diverged_and_labelled():
     assert set(diverged["series"]) == {"5 (diverged at epoch 3)"}
     assert len(metrics[metrics["value"] == "0.001"]) == 5
     assert final_frame(items, results).set_index("value").loc["5", "status"] == "diverged"
+
+
+def test_a_run_trained_by_the_apps_own_worker_process_reads_this_server():
+    from mnist_core.compare import machine_label
+    from mnist_core.i18n import Translator
+    machine = {"cpu": "Some CPU", "cpu_capability": "AVX2", "torch": "2.14.1"}
+    for worker in ("local", "tcp://127.0.0.1:40123", None):  # threads, the private cluster, not recorded
+        assert machine_label({**machine, "worker": worker}).endswith("this server")
+    assert machine_label({**machine, "worker": "tcp://10.0.0.7:8786"}).endswith("worker tcp://10.0.0.7:8786")
+    assert "서버" in machine_label({**machine, "worker": "tcp://127.0.0.1:40123"}, text=Translator("ko"))

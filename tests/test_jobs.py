@@ -229,7 +229,7 @@ def test_runs_record_where_they_were_trained_and_older_entries_still_read(make_s
     assert run.machine["worker"] == "local" and run.machine["torch"] == torch.__version__
     assert run.machine["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert machine_label(run.machine).startswith(run.machine["device_name"]) and "worker" not in machine_label(run.machine)
-    assert machine_label({**run.machine, "worker": "tcp://127.0.0.1:4000"}).endswith("worker tcp://127.0.0.1:4000")
+    assert machine_label({**run.machine, "worker": "tcp://10.1.2.3:4000"}).endswith("worker tcp://10.1.2.3:4000")
     old = run.to_json()
     del old["machine"]  # an entry written before runs recorded their machine
     assert RunResult.from_json(old).machine == {} and machine_label({}) == ""

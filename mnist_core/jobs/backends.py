@@ -69,6 +69,12 @@ def dask_service(address: str, cache: RunCache, data: Any, limits: HostingLimits
         workers = client.scheduler_info(n_workers=-1)["workers"].values()
         return sum(w["nthreads"] for w in workers), sum(1 for w in workers if w.get("resources", {}).get("GPU"))
 
+    if address == "local":
+        # Our own workers, restarted by their nannies if they die: never counted, so a worker that misses
+        # a heartbeat while a class loads the machine does not fail the queue with "no machine is connected"
+        # (seen with 30 students). A CUDA job goes to them too, and fails there saying there is no GPU.
+        return JobService(client.get_executor(pure=False), cache, data, capacity or local_workers, limits,
+                          client=client, shared_files=shared_files, owns=owns)
     service = JobService(client.get_executor(pure=False), cache, data, capacity or (lambda: service.cluster[1]),
                          limits, gpu_executor=client.get_executor(pure=False, resources={"GPU": 1}), client=client,
                          shared_files=shared_files, owns=owns)
