@@ -14,12 +14,11 @@ ProgressFn = Callable[[int, float, dict[str, Any]], None]  # (epoch, fraction of
 StopFn = Callable[[], bool]
 
 
-
-
 def on_this_server(worker: str | None) -> bool:
     """Whether a run's worker is this machine: a thread of the server ("local"), the app's private worker
     processes (on 127.0.0.1), or not recorded. Students read "this server", not an address."""
     return worker in (None, "", "local") or worker.startswith(("tcp://127.0.0.1:", "tcp://localhost:"))
+
 
 @dataclass(frozen=True)
 class EpochMetrics:

@@ -132,8 +132,8 @@ def _step_seconds(config: RunConfig, batch: int, device: str, train, synthetic_d
     guess = 2e-4 + batch * multiply_adds(config) * 3e-10  # only to choose how many steps to time
     steps = int(min(max(2, CALIBRATION_SECONDS / guess), 200, MNIST_TRAIN_SIZE // batch))
     data = synthetic_data(steps * batch, 100, device=device)
-    run = config.replace(batch_size=batch, train_size=steps * batch, test_size=100, epochs=CALIBRATION_EPOCHS, device=device,
-                         init="xavier_uniform")  # no run that diverges and stops early
+    run = config.replace(batch_size=batch, train_size=steps * batch, test_size=100, epochs=CALIBRATION_EPOCHS,
+                         device=device, init="xavier_uniform")  # no run that diverges and stops early
     result, _ = train(run, data)
     return min(epoch.seconds for epoch in result.epochs[1:] or result.epochs) / steps
 

@@ -59,6 +59,12 @@ def resolve_device(name: str = "auto") -> str:
 ONEDNN_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
 
 
+def cpu_has_bf16_instructions() -> bool:
+    """Whether this CPU has bf16 instructions at all (AVX512-BF16 or AMX), whatever limits PyTorch's use."""
+    flags = [getattr(torch.cpu, name, lambda: False) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(has() for has in flags)
+
+
 def bf16_native(device: str) -> tuple[bool, Message]:
     """Whether `device` computes bf16 natively, and why (or why not), in words for a student (a Message: a
     page shows it in the student's language, `str()` reads English).
@@ -78,8 +84,7 @@ def bf16_native(device: str) -> tuple[bool, Message]:
         return False, Message(N_("this GPU has no native bf16 (it needs compute capability 8.0 or newer)"))
     if device != "cpu":
         return False, Message(N_("bf16 autocast is not used on {device}"), device=device)
-    flags = [getattr(torch.cpu, name, lambda: False) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    if not any(has() for has in flags):
+    if not cpu_has_bf16_instructions():
         return False, Message(N_("this CPU has no native bf16 (AVX512-BF16 or AMX); emulated bf16 is slower than fp32"))
     limit = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "")).strip().upper()
     if limit in ONEDNN_WITHOUT_BF16 or not torch.ops.mkldnn._is_mkldnn_bf16_supported():

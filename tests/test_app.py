@@ -22,7 +22,7 @@ from streamlit.testing.v1 import AppTest
 from mnist_core import RunConfig
 from mnist_core.compare import make_comparison, to_query_params
 from mnist_core.jobs import RequestRefused
-from mnist_core.train import bf16_native, resolve_device
+from mnist_core.train import bf16_native, cpu_has_bf16_instructions, resolve_device
 
 APP = "../app.py"
 TIMEOUT = 120
@@ -462,11 +462,6 @@ def test_a_link_in_korean_keeps_its_language_across_pages():
     assert at.selectbox(key="lab.lang").value == "en" and "lang" not in at.query_params
 
 
-def _cpu_has_bf16_instructions() -> bool:
-    import torch
-    return any(getattr(torch.cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-
-
 def test_bf16_is_offered_only_where_native_and_says_why_not(monkeypatch):
     native, _ = bf16_native(resolve_device("auto"))
     at = open_page("app_pages/cnn.py")
@@ -481,7 +476,7 @@ def test_bf16_is_offered_only_where_native_and_says_why_not(monkeypatch):
     option = at.selectbox(key="cnn.cfg.precision")
     # the reason names what stands in the way: the CPU itself where it has no bf16 instructions at all (an
     # AVX2-only EPYC), else the limit this test set
-    reason = "ONEDNN_MAX_CPU_ISA=AVX2" if _cpu_has_bf16_instructions() else "this CPU has no native bf16"
+    reason = "ONEDNN_MAX_CPU_ISA=AVX2" if cpu_has_bf16_instructions() else "this CPU has no native bf16"
     assert option.disabled and "bf16 is off" in option.help and reason in option.help, option.help
     assert any("bf16 precision is off on this machine" in e.value for e in at.error), [e.value for e in at.error]
     assert not at.get("vega_lite_chart")

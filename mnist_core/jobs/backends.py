@@ -16,9 +16,9 @@ from .worker import TORCH_THREADS
 
 WORKER_POLL_SECONDS = 2.0        # how often a Dask-backed service counts the cluster's worker threads
 # The app's trainings run in worker processes of their own unless the operator says otherwise: in threads
-# of the server, 30 students watching one training (each watcher redrawn every 2 s) held it to 11% of its
-# speed alone, since every torch op must win the GIL back from the page threads; in a worker process, 46%
-# with the load generator on the same 2 cores (bench/class_load.py; README, Hosting).
+# of the server, 30 students watching one training (each watcher redrawn every 2 s) held it to 4% of its
+# speed alone, since every torch op must win the GIL back from the page threads; in a worker process, 85%
+# with the load generator on the same 2 cores (bench/class_load.py; README, A class, measured).
 APP_DEFAULT = "local"
 
 
@@ -36,7 +36,8 @@ def dask_service(address: str, cache: RunCache, data: Any, limits: HostingLimits
     cluster of `local_workers` single-task worker processes on 127.0.0.1 that lives as long as this
     process, the machine's cores shared among them (torch's threads: cores // workers).
 
-    `capacity` (jobs at once) defaults to the cluster's worker threads. The workers are counted every
+    `capacity` (jobs at once) defaults to the cluster's worker threads (for "local": `local_workers`, never
+    counted, as their nannies restart them). A scheduler's workers are counted every
     WORKER_POLL_SECONDS, in a thread of their own (a round trip to the scheduler, never under the
     service's lock): a worker the operator adds takes jobs at once, without restarting the app, and a
     job that no connected worker can run fails with a message that says so. Raises RequestRefused with
